@@ -1,0 +1,40 @@
+# unetlab: `make train` and `make test` set up .venv on first use (and again when
+# pyproject.toml changes), then run.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.install-stamp
+EXTRAS ?= dev
+ARGS ?=
+PYTEST_ARGS ?= -m "not slow"
+
+.PHONY: install train test test-all lint format clean bench
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/python train.py $(ARGS)
+
+test: $(STAMP)
+	WANDB_MODE=offline MPLBACKEND=Agg $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-all: PYTEST_ARGS =
+test-all: test
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts train.py
+	$(BIN)/ruff format --check src tests scripts train.py
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests scripts train.py
+	$(BIN)/ruff format src tests scripts train.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

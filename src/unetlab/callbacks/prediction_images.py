@@ -1,0 +1,102 @@
+"""Pictures of predictions on a fixed set of validation and test images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from lightning.pytorch.loggers import WandbLogger
+
+from unetlab.lightning_module import UNetModule, center_crop_like
+from unetlab.visualization.predictions import plot_predictions
+
+
+class PredictionImages(L.Callback):
+    """Saves image | truth | prediction grids as PNG (and to W&B when that logger is on).
+
+    After each validation epoch the first ``num_images`` validation images are drawn to
+    ``<dirpath>/val_epoch_<n>.png``; after testing (with the best checkpoint) the first test
+    images are drawn to ``<dirpath>/../predictions.png``.
+
+    Args:
+        dirpath: Folder for the per-epoch pictures.
+        num_images: How many images per picture.
+        every_n_epochs: Draw validation pictures every this many epochs.
+    """
+
+    def __init__(self, dirpath: str | Path, num_images: int = 4, every_n_epochs: int = 1) -> None:
+        self.dirpath = Path(dirpath)
+        self.num_images = num_images
+        self.every_n_epochs = every_n_epochs
+        self.final_path = self.dirpath.parent / "predictions.png"
+
+    @torch.no_grad()
+    def _collect(self, module: UNetModule, loader) -> dict[str, list]:
+        collected: dict[str, list] = {"image": [], "mask": [], "prediction": [], "name": []}
+        was_training = module.training
+        module.eval()
+        for batch in loader:
+            image = batch["image"].to(module.device)
+            logits = module(image)
+            collected["image"] += list(center_crop_like(image, logits).cpu().numpy())
+            collected["mask"] += list(center_crop_like(batch["mask"], logits).numpy())
+            collected["prediction"] += list(logits.argmax(1).cpu().numpy())
+            collected["name"] += list(batch["name"])
+            if len(collected["name"]) >= self.num_images:
+                break
+        module.train(was_training)
+        return {key: values[: self.num_images] for key, values in collected.items()}
+
+    def _draw(self, trainer: L.Trainer, module: UNetModule, loader, path: Path, key: str) -> None:
+        if not trainer.is_global_zero:
+            return
+        items = self._collect(module, loader)
+        figure = plot_predictions(
+            items["image"],
+            items["mask"],
+            items["prediction"],
+            items["name"],
+            num_classes=len(module.class_names),
+            title=f"{key} (epoch {trainer.current_epoch})",
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=80)
+        plt.close(figure)
+        self._log_wandb(trainer, module, items, key)
+
+    def _log_wandb(self, trainer: L.Trainer, module: UNetModule, items: dict, key: str) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if not loggers:
+            return
+        import wandb
+
+        labels = dict(enumerate(module.class_names))
+        media = [
+            wandb.Image(
+                np.moveaxis(image, 0, -1) if image.shape[0] == 3 else image[0],
+                masks={
+                    "ground_truth": {"mask_data": truth.astype(np.uint8), "class_labels": labels},
+                    "prediction": {"mask_data": pred.astype(np.uint8), "class_labels": labels},
+                },
+                caption=name,
+            )
+            for image, truth, pred, name in zip(
+                items["image"], items["mask"], items["prediction"], items["name"], strict=True
+            )
+        ]
+        for logger in loggers:
+            logger.experiment.log(
+                {f"{key}/predictions": media, "trainer/global_step": trainer.global_step}
+            )
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: UNetModule) -> None:
+        if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        path = self.dirpath / f"val_epoch_{trainer.current_epoch:03d}.png"
+        self._draw(trainer, pl_module, trainer.val_dataloaders, path, "val")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: UNetModule) -> None:
+        self._draw(trainer, pl_module, trainer.test_dataloaders, self.final_path, "test")

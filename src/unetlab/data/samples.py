@@ -1,0 +1,72 @@
+"""Finding image / mask pairs in a dataset folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from unetlab.data.io import IMAGE_SUFFIXES
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image with its mask and, when available, its instance labels."""
+
+    name: str
+    image: Path
+    mask: Path
+    instances: Path | None = None
+
+
+def _files_by_stem(folder: Path, suffix: str = "") -> dict[str, Path]:
+    files = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.stem.endswith(suffix):
+            files[path.stem[: len(path.stem) - len(suffix)] if suffix else path.stem] = path
+    return files
+
+
+def find_samples(
+    root: str | Path,
+    images_dir: str = "images",
+    masks_dir: str = "masks",
+    instances_dir: str | None = "instances",
+    mask_suffix: str = "",
+) -> list[Sample]:
+    """Pair ``root/images/<name>.*`` with ``root/masks/<name><mask_suffix>.*``.
+
+    Raises:
+        FileNotFoundError: The folder or a sub-folder is missing or empty.
+        ValueError: An image has no mask or a mask has no image.
+    """
+    root = Path(root)
+    image_folder, mask_folder = root / images_dir, root / masks_dir
+    for folder in (image_folder, mask_folder):
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{folder}: folder not found; expected {root}/{images_dir}/ and "
+                f"{root}/{masks_dir}/ (set data.source.root=...)"
+            )
+    images, masks = _files_by_stem(image_folder), _files_by_stem(mask_folder, mask_suffix)
+    if not images:
+        raise FileNotFoundError(
+            f"{image_folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found; "
+            "put the training images there or set data.source.root=..."
+        )
+    missing_masks = sorted(set(images) - set(masks))
+    if missing_masks:
+        raise ValueError(
+            f"{images[missing_masks[0]]}: no mask {mask_folder}/{missing_masks[0]}{mask_suffix}.* "
+            f"({len(missing_masks)} images without mask); add the masks or set "
+            "data.source.mask_suffix=..."
+        )
+    orphan_masks = sorted(set(masks) - set(images))
+    if orphan_masks:
+        raise ValueError(
+            f"{masks[orphan_masks[0]]}: mask without image in {image_folder} "
+            f"({len(orphan_masks)} masks without image); remove it or add the image"
+        )
+    instances = {}
+    if instances_dir and (root / instances_dir).is_dir():
+        instances = _files_by_stem(root / instances_dir)
+    return [Sample(name, images[name], masks[name], instances.get(name)) for name in sorted(images)]

@@ -1,0 +1,176 @@
+"""``UNetModule``: the LightningModule that trains and evaluates any segmentation network."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics import MaxMetric, MeanMetric
+
+from unetlab.checkpoint import CONFIG_KEY, DATA_KEY
+from unetlab.metrics import MeanIoU
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., Any]
+
+
+def center_crop_like(tensor: Tensor, reference: Tensor) -> Tensor:
+    """Crop the trailing spatial dims of ``tensor`` to those of ``reference`` (centred).
+
+    Valid-padding networks predict a smaller centre region than their input; targets and
+    weight maps are cropped to it.
+    """
+    spatial = reference.shape[2:]
+    offset = tensor.ndim - len(spatial)
+    slices = [slice(None)] * offset
+    for size, target in zip(tensor.shape[offset:], spatial, strict=True):
+        start = (size - target) // 2
+        slices.append(slice(start, start + target))
+    return tensor[tuple(slices)]
+
+
+class UNetModule(L.LightningModule):
+    """Trains a segmentation network with a configurable loss, optimizer and schedule.
+
+    Logs ``train/loss``, ``val/loss``, ``val/miou``, ``val/miou_best``, ``val/iou/<class>``,
+    ``val/dice/<class>``, ``val/pixel_accuracy`` and the same under ``test/``.
+
+    Args:
+        net: The network (a plain ``nn.Module`` returning logits, or a list of logits for deep
+            supervision in training mode).
+        loss: Loss with signature ``loss(logits, target, weight_map=None)``.
+        optimizer: Partial optimizer, called with the parameters.
+        scheduler: Partial LR scheduler, called with the optimizer, or ``None``.
+        num_classes: Number of classes.
+        class_names: One name per class, used in metric names.
+        monitor: Metric the plateau scheduler watches (same as checkpointing).
+        ignore_index: Label value excluded from the metrics.
+        run_config: The run's resolved config (plain dict), stored in every checkpoint so the
+            model can be rebuilt from it alone.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        num_classes: int = 2,
+        class_names: Sequence[str] | None = None,
+        monitor: str = "val/miou",
+        ignore_index: int | None = None,
+        run_config: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler or None
+        self.monitor = monitor
+        self.run_config = run_config
+        self.class_names = list(class_names or [f"class_{i}" for i in range(num_classes)])
+        metric_args = {
+            "num_classes": num_classes,
+            "ignore_index": ignore_index,
+            "class_names": self.class_names,
+        }
+        self.val_iou = MeanIoU(**metric_args)
+        self.test_iou = MeanIoU(**metric_args)
+        self.train_loss = MeanMetric()
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
+        self.val_miou_best = MaxMetric()
+        self.last_val_results: dict[str, Tensor] = {}
+        self.last_test_results: dict[str, Tensor] = {}
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.net(x)
+        return out[-1] if isinstance(out, (list, tuple)) else out
+
+    def _step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        outputs = self.net(batch["image"])
+        final = outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
+        target = center_crop_like(batch["mask"], final)
+        weight_map = batch.get("weight_map")
+        if weight_map is not None:
+            weight_map = center_crop_like(weight_map, final)
+        loss = self.loss(outputs, target, weight_map)
+        return loss, final, target
+
+    def on_train_start(self) -> None:
+        self.val_iou.reset()
+        self.val_loss.reset()
+        self.val_miou_best.reset()
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, _, _ = self._step(batch)
+        self.train_loss(loss.detach())
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        loss, logits, target = self._step(batch)
+        self.val_loss(loss)
+        self.val_iou.update(logits, target)
+        self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        results = self.val_iou.compute()
+        self.val_iou.reset()
+        self.last_val_results = results
+        self._log_results("val", results)
+        self.val_miou_best(results["miou"])
+        self.log("val/miou_best", self.val_miou_best.compute(), prog_bar=True)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        loss, logits, target = self._step(batch)
+        self.test_loss(loss)
+        self.test_iou.update(logits, target)
+        self.log("test/loss", self.test_loss, on_epoch=True)
+
+    def on_test_epoch_end(self) -> None:
+        results = self.test_iou.compute()
+        self.test_iou.reset()
+        self.last_test_results = results
+        self._log_results("test", results)
+
+    def _log_results(self, stage: str, results: dict[str, Tensor]) -> None:
+        self.log(f"{stage}/miou", results["miou"], prog_bar=True)
+        self.log(f"{stage}/pixel_accuracy", results["pixel_accuracy"])
+        for name, iou, dice in zip(self.class_names, results["iou"], results["dice"], strict=True):
+            if not torch.isnan(iou):
+                self.log(f"{stage}/iou/{name}", iou)
+                self.log(f"{stage}/dice/{name}", dice)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params=trainable)
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        keywords = getattr(self.scheduler_factory, "keywords", {})
+        extra = {}
+        if "steps_per_epoch" in keywords and keywords["steps_per_epoch"] is None:
+            extra["steps_per_epoch"] = math.ceil(
+                self.trainer.estimated_stepping_batches / max(1, self.trainer.max_epochs)
+            )
+        scheduler = self.scheduler_factory(optimizer=optimizer, **extra)
+        interval = "step" if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR) else "epoch"
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": interval},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.run_config is not None:
+            checkpoint[CONFIG_KEY] = self.run_config
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None:
+            checkpoint[DATA_KEY] = {
+                "mean": list(datamodule.mean or []),
+                "std": list(datamodule.std or []),
+                "class_names": self.class_names,
+            }

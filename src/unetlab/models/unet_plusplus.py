@@ -1,0 +1,105 @@
+"""UNet++ (Zhou et al. 2018): a U-Net whose skips are nested, densely connected decoders."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from unetlab.models.blocks import DoubleConv, Down, Up, center_crop, conv_layer, pad_to_multiple
+
+
+class UNetPlusPlus(nn.Module):
+    """UNet++ with same padding and optional deep supervision.
+
+    Node ``X[i][j]`` (level ``i``, column ``j >= 1``) upsamples ``X[i + 1][j - 1]`` and
+    concatenates it with all of ``X[i][0..j-1]`` before a :class:`DoubleConv`; column 0 is
+    the U-Net encoder. The input is zero-padded to a multiple of ``2**depth`` and the
+    logits cropped back, so any input size works.
+
+    With ``deep_supervision=True``, ``forward`` in training mode returns a list of
+    ``depth`` logit maps, one per top-level node ``X[0][1..depth]``, all at input
+    resolution, the final one last; in eval mode it returns only the final logits, so
+    inference and export see a plain tensor.
+
+    Args:
+        in_channels: Input image channels.
+        num_classes: Output channels (logits).
+        base_channels: Channels of the first level; doubled at every level.
+        depth: Number of poolings.
+        norm: ``batch``, ``instance``, ``group`` or ``none``.
+        deep_supervision: Add a 1x1 head on every top-level node (see above).
+        spatial_dims: 2 for images, 3 for volumes.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 2,
+        base_channels: int = 32,
+        depth: int = 4,
+        norm: str = "batch",
+        deep_supervision: bool = False,
+        spatial_dims: int = 2,
+    ) -> None:
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        self.padding = "same"
+        self.depth = depth
+        self.size_multiple = 2**depth
+        self.deep_supervision = deep_supervision
+        channels = [base_channels * 2**level for level in range(depth + 1)]
+        self.stem = DoubleConv(in_channels, channels[0], spatial_dims, norm=norm)
+        self.downs = nn.ModuleList(
+            Down(channels[level], channels[level + 1], spatial_dims, norm=norm)
+            for level in range(depth)
+        )
+        # Column by column, top level first: every node's inputs already exist.
+        positions = [
+            (level, column) for column in range(1, depth + 1) for level in range(depth + 1 - column)
+        ]
+        self.node_levels = [level for level, _ in positions]
+        self.nodes = nn.ModuleList(
+            Up(
+                channels[level + 1],
+                column * channels[level],
+                channels[level],
+                spatial_dims,
+                norm=norm,
+            )
+            for level, column in positions
+        )
+        conv = conv_layer(spatial_dims)
+        self.head = conv(channels[0], num_classes, kernel_size=1)
+        self.aux_heads = nn.ModuleList(
+            conv(channels[0], num_classes, kernel_size=1)
+            for _ in range(depth - 1 if deep_supervision else 0)
+        )
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Spatial output shape for a spatial input shape (the same)."""
+        return tuple(input_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """Logits (N, num_classes, *spatial) for images (N, in_channels, *spatial).
+
+        A list of logits (final last) in training mode with deep supervision.
+        """
+        input_shape = x.shape[2:]
+        x = self.stem(pad_to_multiple(x, self.size_multiple))
+        grid: list[list[torch.Tensor]] = [[x]]
+        for down in self.downs:
+            x = down(x)
+            grid.append([x])
+        for index, node in enumerate(self.nodes):
+            level = self.node_levels[index]
+            grid[level].append(node(grid[level + 1][-1], torch.cat(grid[level], dim=1)))
+        logits = center_crop(self.head(grid[0][-1]), input_shape)
+        if self.deep_supervision and self.training:
+            outputs = [
+                center_crop(head(grid[0][index + 1]), input_shape)
+                for index, head in enumerate(self.aux_heads)
+            ]
+            outputs.append(logits)
+            return outputs
+        return logits

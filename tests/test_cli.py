@@ -1,0 +1,67 @@
+"""`python train.py` as users type it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import TINY_OVERRIDES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_train(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_help_lists_config_groups(tmp_path: Path) -> None:
+    result = run_train(["--help"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    for group in (
+        "model",
+        "data",
+        "optimizer",
+        "scheduler",
+        "loss",
+        "trainer",
+        "logger",
+        "callbacks",
+        "encoder",
+        "experiment",
+    ):
+        assert re.search(rf"^{group}: ", result.stdout, re.MULTILINE), group
+
+
+def test_train_script_end_to_end(tmp_path: Path, data_cache: Path) -> None:
+    result = run_train(
+        [*TINY_OVERRIDES, f"paths.cache_dir={data_cache}", "trainer.max_epochs=2"], tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    last = result.stdout.strip().splitlines()[-1]
+    match = re.fullmatch(
+        r"RESULT val/miou_best=([\d.]+) test/miou=([\d.]+) ckpt=(\S+) dir=(\S+)", last
+    )
+    assert match, last
+    run_dir = Path(match[4])
+    assert run_dir.parent == tmp_path / "logs" / "train" / "runs"
+    assert Path(match[3]).is_file() and Path(match[3]).parent == run_dir / "checkpoints"
+    for name in (".hydra/config.yaml", "config.yaml", "metrics.csv", "train.log", "split.json"):
+        assert (run_dir / name).is_file(), name
+    assert "best checkpoint" in (run_dir / "train.log").read_text()
+
+
+def test_unknown_option_lists_choices(tmp_path: Path) -> None:
+    result = run_train(["model=unknown_net"], tmp_path, timeout=60)
+    assert result.returncode != 0
+    assert "unet" in result.stderr and "unknown_net" in result.stderr
