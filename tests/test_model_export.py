@@ -17,8 +17,10 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:FutureWarning"),
     pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export"),
     pytest.mark.filterwarnings("ignore:The feature will be removed"),
-    # Instance norm always normalizes with the input's statistics, as exported.
+    # Instance norm always normalizes with the input's statistics, as exported, and its
+    # channel-count check is a constant in the trace.
     pytest.mark.filterwarnings("ignore:ONNX export mode is set to TrainingMode.EVAL"),
+    pytest.mark.filterwarnings(r"ignore::torch.jit.TracerWarning:torch\.nn\."),
 ]
 
 BUILDERS = {

@@ -32,8 +32,10 @@ def resnet18_file(tmp_path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
     return path, state_dict
 
 
-@pytest.mark.parametrize(("in_channels", "size"), [(1, (33, 45)), (3, (64, 31)), (2, (17, 40))])
-@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize(
+    ("in_channels", "size", "training"),
+    [(1, (33, 45), True), (3, (64, 31), False), (2, (17, 40), True)],
+)
 def test_output_at_input_resolution(
     in_channels: int, size: tuple[int, int], training: bool
 ) -> None:

@@ -1,27 +1,14 @@
-"""`logger=wandb` in offline mode: the run files hold the logged metrics and media."""
+"""`logger=wandb` in offline mode: the run files hold the logged metrics, config and media."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from wandb.proto import wandb_internal_pb2
-from wandb.sdk.internal import datastore
 
+from tests.wandb_offline import offline_run_contents
 from unetlab.train import train
-
-
-def read_offline_records(run_dir: Path) -> list[wandb_internal_pb2.Record]:
-    """Every record of the offline run's transaction log (``run-*.wandb``)."""
-    (log_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
-    store = datastore.DataStore()
-    store.open_for_scan(str(log_file))
-    records = []
-    while (data := store.scan_data()) is not None:
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(data)
-        records.append(record)
-    return records
 
 
 def test_wandb_offline_run_has_metrics_config_and_media(
@@ -29,23 +16,24 @@ def test_wandb_offline_run_has_metrics_config_and_media(
 ) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = make_config(["logger=wandb", "callbacks.prediction_images.every_n_epochs=1"])
+    cfg = make_config(
+        ["logger=wandb", "trainer.max_epochs=2", "callbacks.prediction_images.every_n_epochs=1"]
+    )
     metrics, objects = train(cfg)
     objects["trainer"].loggers[0].experiment.finish()
 
-    records = read_offline_records(Path(metrics["output_dir"]))
-    logged = {}
-    for record in records:
-        if record.WhichOneof("record_type") == "history":
-            logged.update({item.nested_key[0] if item.nested_key else item.key: item.value_json
-                           for item in record.history.item})
-    assert float(logged["val/miou"]) == pytest.approx(metrics["val/miou"], abs=1e-6)
-    assert "val/iou/nucleus" in logged
-    assert "val/predictions" in logged and "val/confusion_matrix" in logged
-    config_items = {
-        item.key: item.value_json
-        for record in records
-        if record.WhichOneof("record_type") == "config"
-        for item in record.config.update
-    }
-    assert "model" in config_items and "${" not in config_items["model"]
+    history, config, media = offline_run_contents(Path(metrics["output_dir"]))
+    assert len(history["val/miou"]) == 2
+    assert history["val/miou"][-1] == pytest.approx(metrics["val/miou"], abs=1e-6)
+    assert max(history["val/miou"]) == pytest.approx(metrics["val/miou_best"], abs=1e-6)
+    assert "val/iou/nucleus" in history and "test/miou" in history
+    assert history["val/predictions/_type"] == ["images/separated"] * 2
+    assert "ground_truth" in history["val/predictions/all_masks"][0][0]
+    assert "prediction" in history["val/predictions/all_masks"][0][0]
+    assert history["val/confusion_matrix/_type"] == ["image-file"] * 2
+    media_names = {path.name for path in media}
+    for key in ("val/confusion_matrix/path",):
+        assert Path(history[key][0]).name in media_names
+    assert sum(".mask." in name for name in media_names) >= 2
+    assert config["model"]["base_channels"] == cfg.model.base_channels
+    assert "${" not in json.dumps(config)

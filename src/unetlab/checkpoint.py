@@ -69,9 +69,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ) from None
 
 
-def load_trained_model(
-    path: str | Path, map_location: str | torch.device = "cpu"
-) -> TrainedModel:
+def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> TrainedModel:
     """Rebuild the network of a training checkpoint from the config stored inside it."""
     checkpoint = load_checkpoint(path, map_location)
     config = checkpoint.get(CONFIG_KEY)

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 
 from unetlab.checkpoint import CONFIG_KEY, DATA_KEY
-from unetlab.metrics import MeanIoU
+from unetlab.metrics import MeanIoU, pixel_error, rand_error
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
@@ -51,6 +51,9 @@ class UNetModule(L.LightningModule):
         ignore_index: Label value excluded from the metrics.
         run_config: The run's resolved config (plain dict), stored in every checkpoint so the
             model can be rebuilt from it alone.
+        em_membrane_class: For EM membrane data, the class index of membrane: test runs then
+            also report the ISBI 2012 challenge's ``test/pixel_error`` and ``test/rand_error``
+            (averaged over test images).
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class UNetModule(L.LightningModule):
         monitor: str = "val/miou",
         ignore_index: int | None = None,
         run_config: dict | None = None,
+        em_membrane_class: int | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -84,6 +88,9 @@ class UNetModule(L.LightningModule):
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self.val_miou_best = MaxMetric()
+        self.em_membrane_class = em_membrane_class
+        self.test_pixel_error = MeanMetric()
+        self.test_rand_error = MeanMetric()
         self.last_val_results: dict[str, Tensor] = {}
         self.last_test_results: dict[str, Tensor] = {}
 
@@ -131,6 +138,18 @@ class UNetModule(L.LightningModule):
         self.test_loss(loss)
         self.test_iou.update(logits, target)
         self.log("test/loss", self.test_loss, on_epoch=True)
+        if self.em_membrane_class is not None:
+            self._update_em_metrics(logits.argmax(1), target)
+
+    def _update_em_metrics(self, prediction: Tensor, target: Tensor) -> None:
+        """Per-image ISBI 2012 pixel and Rand errors on binary maps (0 = membrane)."""
+        cells_predicted = (prediction != self.em_membrane_class).cpu().numpy()
+        cells_true = (target != self.em_membrane_class).cpu().numpy()
+        for predicted, true in zip(cells_predicted, cells_true, strict=True):
+            self.test_pixel_error.update(pixel_error(predicted, true))
+            self.test_rand_error.update(rand_error(predicted, true))
+        self.log("test/pixel_error", self.test_pixel_error, on_epoch=True)
+        self.log("test/rand_error", self.test_rand_error, on_epoch=True)
 
     def on_test_epoch_end(self) -> None:
         results = self.test_iou.compute()

@@ -24,7 +24,9 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
 
 
-def build_module(cfg: DictConfig, class_names: list[str]) -> UNetModule:
+def build_module(
+    cfg: DictConfig, class_names: list[str], em_membrane_class: int | None = None
+) -> UNetModule:
     """Instantiate network, loss, optimizer and schedule into a ``UNetModule``."""
     net = hydra.utils.instantiate(cfg.model)
     loss = hydra.utils.instantiate(cfg.loss)
@@ -41,6 +43,7 @@ def build_module(cfg: DictConfig, class_names: list[str]) -> UNetModule:
         monitor=cfg.monitor.metric,
         ignore_index=cfg.data.get("ignore_index"),
         run_config=resolved_container(cfg),
+        em_membrane_class=em_membrane_class,
     )
 
 
@@ -61,7 +64,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     save_run_info(cfg, output_dir)
 
     datamodule = hydra.utils.instantiate(cfg.data)
-    module = build_module(cfg, datamodule.class_names)
+    module = build_module(
+        cfg, datamodule.class_names, getattr(datamodule, "em_membrane_class", None)
+    )
     if getattr(module.loss, "requires_weight_map", False):
         datamodule.weight_map_fn = module.loss.make_weight_map
     callbacks = instantiate_group(cfg.get("callbacks"))

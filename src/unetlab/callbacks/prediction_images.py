@@ -50,7 +50,9 @@ class PredictionImages(L.Callback):
         module.train(was_training)
         return {key: values[: self.num_images] for key, values in collected.items()}
 
-    def _draw(self, trainer: L.Trainer, module: UNetModule, loader, path: Path, key: str) -> None:
+    def _draw(
+        self, trainer: L.Trainer, module: UNetModule, loader, path: Path, key: str, title: str
+    ) -> None:
         if not trainer.is_global_zero:
             return
         items = self._collect(module, loader)
@@ -60,7 +62,7 @@ class PredictionImages(L.Callback):
             items["prediction"],
             items["name"],
             num_classes=len(module.class_names),
-            title=f"{key} (epoch {trainer.current_epoch})",
+            title=title,
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, dpi=80)
@@ -96,7 +98,9 @@ class PredictionImages(L.Callback):
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         path = self.dirpath / f"val_epoch_{trainer.current_epoch:03d}.png"
-        self._draw(trainer, pl_module, trainer.val_dataloaders, path, "val")
+        title = f"validation, epoch {trainer.current_epoch}"
+        self._draw(trainer, pl_module, trainer.val_dataloaders, path, "val", title)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: UNetModule) -> None:
-        self._draw(trainer, pl_module, trainer.test_dataloaders, self.final_path, "test")
+        title = "test images, tested checkpoint"
+        self._draw(trainer, pl_module, trainer.test_dataloaders, self.final_path, "test", title)

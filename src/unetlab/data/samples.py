@@ -5,17 +5,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from unetlab.data.io import IMAGE_SUFFIXES
+from unetlab.data.io import IMAGE_SUFFIXES, describe
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One image with its mask and, when available, its instance labels."""
+    """Where one image, its mask and (optionally) its instance labels are stored.
+
+    Attributes:
+        name: Unique name of the sample (the image's file stem, or ``slice_NN``).
+        image: Image file.
+        mask: Mask file.
+        instances: Instance-label file (0 = background, 1..N objects), if any.
+        page: Page of multi-page TIFF files holding image and mask; ``None`` for single images.
+    """
 
     name: str
     image: Path
     mask: Path
     instances: Path | None = None
+    page: int | None = None
+
+    @property
+    def image_origin(self) -> str:
+        """The image as named in messages."""
+        return describe(self.image, self.page)
+
+    @property
+    def mask_origin(self) -> str:
+        """The mask as named in messages."""
+        return describe(self.mask, self.page)
 
 
 def _files_by_stem(folder: Path, suffix: str = "") -> dict[str, Path]:
@@ -35,6 +54,15 @@ def find_samples(
 ) -> list[Sample]:
     """Pair ``root/images/<name>.*`` with ``root/masks/<name><mask_suffix>.*``.
 
+    Image and mask may have different formats (``a.jpg`` with ``a_mask.png``).
+
+    Args:
+        root: The dataset folder.
+        images_dir: Sub-folder of the images.
+        masks_dir: Sub-folder of the masks.
+        instances_dir: Optional sub-folder of instance-label images named like the images.
+        mask_suffix: Mask file stem = image stem + this suffix.
+
     Raises:
         FileNotFoundError: The folder or a sub-folder is missing or empty.
         ValueError: An image has no mask or a mask has no image.
@@ -45,26 +73,30 @@ def find_samples(
         if not folder.is_dir():
             raise FileNotFoundError(
                 f"{folder}: folder not found; expected {root}/{images_dir}/ and "
-                f"{root}/{masks_dir}/ (set data.source.root=...)"
+                f"{root}/{masks_dir}/ (set data.root=PATH)"
             )
     images, masks = _files_by_stem(image_folder), _files_by_stem(mask_folder, mask_suffix)
     if not images:
         raise FileNotFoundError(
             f"{image_folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found; "
-            "put the training images there or set data.source.root=..."
+            "put the training images there or set data.root=PATH"
         )
     missing_masks = sorted(set(images) - set(masks))
     if missing_masks:
+        hint = (
+            f"set data.source.mask_suffix (now {mask_suffix!r})"
+            if masks
+            else f"put the masks in {mask_folder} or set data.source.mask_suffix"
+        )
         raise ValueError(
             f"{images[missing_masks[0]]}: no mask {mask_folder}/{missing_masks[0]}{mask_suffix}.* "
-            f"({len(missing_masks)} images without mask); add the masks or set "
-            "data.source.mask_suffix=..."
+            f"({len(missing_masks)} images without mask); add the masks or {hint}"
         )
     orphan_masks = sorted(set(masks) - set(images))
     if orphan_masks:
         raise ValueError(
-            f"{masks[orphan_masks[0]]}: mask without image in {image_folder} "
-            f"({len(orphan_masks)} masks without image); remove it or add the image"
+            f"{masks[orphan_masks[0]]}: mask without image {image_folder}/{orphan_masks[0]}.* "
+            f"({len(orphan_masks)} masks without image); add the image or remove the mask"
         )
     instances = {}
     if instances_dir and (root / instances_dir).is_dir():

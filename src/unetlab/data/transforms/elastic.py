@@ -1,0 +1,129 @@
+"""The U-Net paper's elastic deformation as an albumentations transform.
+
+Ronneberger et al. (2015), sec. 3.1: "smooth deformations using random displacement
+vectors on a coarse 3 by 3 grid. The displacements are sampled from a Gaussian
+distribution with 10 pixels standard deviation. Per-pixel displacements are then computed
+using bicubic interpolation."
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import cv2
+import numpy as np
+from albumentations.core.transforms_interface import BaseTransformInitSchema, DualTransform
+from albumentations.core.type_definitions import Targets
+from pydantic import Field
+from scipy import ndimage
+
+CV2_MAX_CHANNELS = 4
+
+
+@lru_cache(maxsize=64)
+def cubic_upsampling_matrix(size: int, grid_size: int) -> np.ndarray:
+    """Matrix ``M`` (size, grid_size) with ``M @ v`` = cubic spline through the grid values ``v``.
+
+    The grid points sit evenly from the first pixel (0) to the last (``size - 1``).
+    """
+    if size == 1:
+        return np.full((1, grid_size), 1.0 / grid_size)
+    matrix = ndimage.zoom(
+        np.eye(grid_size), (size / grid_size, 1), order=3, mode="mirror", grid_mode=False
+    )
+    matrix.setflags(write=False)
+    return matrix
+
+
+def reflect_indices(indices: np.ndarray, size: int) -> np.ndarray:
+    """Fold integer indices into ``0..size-1`` by mirroring at the borders (no edge repeat)."""
+    if size == 1:
+        return np.zeros_like(indices)
+    period = 2 * (size - 1)
+    folded = np.abs(indices) % period
+    return np.where(folded >= size, period - folded, folded)
+
+
+class ElasticDeformation(DualTransform):
+    """Smooth random warp: Gaussian displacements on a coarse grid, upsampled bicubically.
+
+    Displacements (one y and one x component per grid point) are drawn from
+    ``N(0, sigma)`` pixels on a ``grid_size`` x ``grid_size`` grid spanning the image,
+    and interpolated by cubic splines to a per-pixel field. Images are resampled with
+    ``interpolation`` (bilinear by default), masks and every other mask-type target
+    (instance labels, weight maps) by nearest neighbour, so labels stay labels. Outside
+    the image the content is mirrored.
+
+    Args:
+        grid_size: Grid points per axis (3 in the paper).
+        sigma: Standard deviation of the displacements in pixels (10 in the paper).
+        interpolation: OpenCV interpolation of images (``cv2.INTER_LINEAR`` = 1,
+            ``cv2.INTER_CUBIC`` = 2).
+        p: Probability of applying the transform.
+    """
+
+    _targets = (Targets.IMAGE, Targets.MASK)
+
+    class InitSchema(BaseTransformInitSchema):
+        grid_size: int = Field(ge=2)
+        sigma: float = Field(ge=0)
+        interpolation: int = Field(ge=0)
+
+    def __init__(
+        self,
+        grid_size: int = 3,
+        sigma: float = 10.0,
+        interpolation: int = cv2.INTER_LINEAR,
+        p: float = 0.5,
+    ) -> None:
+        super().__init__(p=p)
+        self.grid_size = grid_size
+        self.sigma = sigma
+        self.interpolation = interpolation
+
+    def get_params_dependent_on_data(
+        self, params: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Draw the grid displacements and upsample them to per-pixel sampling maps."""
+        height, width = params["shape"][:2]
+        grid = self.random_generator.normal(0.0, self.sigma, (2, self.grid_size, self.grid_size))
+        rows = cubic_upsampling_matrix(height, self.grid_size)
+        cols = cubic_upsampling_matrix(width, self.grid_size)
+        shift_y = rows @ grid[0] @ cols.T
+        shift_x = rows @ grid[1] @ cols.T
+        yy, xx = np.indices((height, width), dtype=np.float32)
+        return {
+            "map_y": (yy + shift_y).astype(np.float32),
+            "map_x": (xx + shift_x).astype(np.float32),
+        }
+
+    def apply(
+        self, img: np.ndarray, map_y: np.ndarray, map_x: np.ndarray, **params: Any
+    ) -> np.ndarray:
+        """Resample an image smoothly along the displacement field."""
+        chunks = [
+            cv2.remap(
+                np.ascontiguousarray(img[..., start : start + CV2_MAX_CHANNELS]),
+                map_x,
+                map_y,
+                interpolation=self.interpolation,
+                borderMode=cv2.BORDER_REFLECT_101,
+            )
+            for start in range(0, img.shape[-1] if img.ndim == 3 else 1, CV2_MAX_CHANNELS)
+        ]
+        if img.ndim == 2:
+            return chunks[0]
+        chunks = [chunk[..., None] if chunk.ndim == 2 else chunk for chunk in chunks]
+        return np.concatenate(chunks, axis=-1)
+
+    def apply_to_mask(
+        self, mask: np.ndarray, map_y: np.ndarray, map_x: np.ndarray, **params: Any
+    ) -> np.ndarray:
+        """Resample a label image (any dtype) by nearest neighbour along the field."""
+        rows = reflect_indices(np.rint(map_y).astype(np.intp), mask.shape[0])
+        cols = reflect_indices(np.rint(map_x).astype(np.intp), mask.shape[1])
+        return mask[rows, cols]
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("grid_size", "sigma", "interpolation")

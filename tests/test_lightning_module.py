@@ -1,0 +1,66 @@
+"""UNetModule: target cropping for valid-padding nets and the EM metrics of test runs."""
+
+from __future__ import annotations
+
+import functools
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from unetlab.lightning_module import UNetModule, center_crop_like
+from unetlab.losses import CrossEntropyLoss
+from unetlab.metrics import pixel_error, rand_error
+
+
+def test_center_crop_like_takes_the_centre() -> None:
+    target = torch.arange(7 * 9).reshape(1, 7, 9)
+    logits = torch.zeros(1, 2, 3, 5)
+    cropped = center_crop_like(target, logits)
+    assert torch.equal(cropped, target[:, 2:5, 2:7])
+
+
+class FixedPrediction(nn.Module):
+    """Returns one-hot logits of stored label maps, one per call, whatever the input."""
+
+    def __init__(self, predictions: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("predictions", predictions)
+        self.weight = nn.Parameter(torch.zeros(()))
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        labels = self.predictions[self.calls % len(self.predictions)][None]
+        self.calls += 1
+        return nn.functional.one_hot(labels, 2).permute(0, 3, 1, 2).float() * 10 + self.weight
+
+
+def test_test_run_reports_em_metrics_per_image_mean() -> None:
+    rng = np.random.default_rng(0)
+    truths = torch.from_numpy(rng.random((3, 24, 24)) < 0.3).long()
+    predictions = truths.clone()
+    predictions[0, 5:9, :] = 1  # a membrane line that splits a cell
+    predictions[2] = torch.from_numpy(rng.random((24, 24)) < 0.3).long()
+    batches = [{"image": torch.zeros(1, 1, 24, 24), "mask": t[None]} for t in truths]
+    module = UNetModule(
+        net=FixedPrediction(predictions),
+        loss=CrossEntropyLoss(),
+        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
+        class_names=["cell", "membrane"],
+        em_membrane_class=1,
+    )
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    (results,) = trainer.test(module, dataloaders=DataLoader(batches, batch_size=None))
+
+    cells_true = (truths != 1).numpy()
+    cells_pred = (predictions != 1).numpy()
+    expected_pixel = np.mean([pixel_error(p, t) for p, t in zip(cells_pred, cells_true)])
+    expected_rand = np.mean([rand_error(p, t) for p, t in zip(cells_pred, cells_true)])
+    assert results["test/pixel_error"] == pytest.approx(expected_pixel, abs=1e-6)
+    assert results["test/rand_error"] == pytest.approx(expected_rand, abs=1e-6)
+    assert expected_rand > 0 and expected_pixel > 0

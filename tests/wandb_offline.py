@@ -1,0 +1,59 @@
+"""Reader of W&B offline run files (``run-*.wandb``) for tests.
+
+The file is a 7-byte header (``:W&B``, magic, version) followed by 32 KiB blocks of LevelDB
+log records (CRC32, length, type; types FULL/FIRST/MIDDLE/LAST), each payload a serialised
+``wandb_internal_pb2.Record``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from wandb.proto import wandb_internal_pb2
+
+HEADER_SIZE = 7
+BLOCK_SIZE = 32 * 1024
+RECORD_HEADER = 7
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def read_records(path: Path) -> list[wandb_internal_pb2.Record]:
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B run file"
+    records, chunks, offset = [], [], HEADER_SIZE
+    while offset + RECORD_HEADER <= len(data):
+        left_in_block = BLOCK_SIZE - offset % BLOCK_SIZE
+        if left_in_block < RECORD_HEADER:
+            offset += left_in_block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[offset : offset + RECORD_HEADER])
+        payload = data[offset + RECORD_HEADER : offset + RECORD_HEADER + length]
+        offset += RECORD_HEADER + length
+        if kind == 0 and length == 0:
+            continue
+        chunks.append(payload)
+        if kind in (FULL, LAST):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(b"".join(chunks))
+            records.append(record)
+            chunks = []
+    return records
+
+
+def offline_run_contents(run_dir: Path) -> tuple[dict, dict, list[Path]]:
+    """``(history, config, media files)`` of the single offline run under ``run_dir``."""
+    (run_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    history, config = {}, {}
+    for record in read_records(run_file):
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            for item in record.history.item:
+                key = "/".join(item.nested_key) if item.nested_key else item.key
+                history.setdefault(key, []).append(json.loads(item.value_json))
+        elif kind == "config":
+            for item in record.config.update:
+                config[item.key] = json.loads(item.value_json)
+    media = sorted(run_file.parent.glob("files/media/**/*.png"))
+    return history, config, media
