@@ -129,7 +129,8 @@ class PatchSampler:
     def whole_image(self, shape: tuple[int, int]) -> Window:
         """The window holding a whole image plus its context: its target covers the image."""
         (in_h, out_h), (in_w, out_w) = self.planner.plan(shape[0]), self.planner.plan(shape[1])
-        return Window(-(in_h - out_h) // 2, -(in_w - out_w) // 2, in_h, in_w, out_h, out_w)
+        top, left = -((in_h - out_h) // 2), -((in_w - out_w) // 2)
+        return Window(top, left, in_h, in_w, out_h, out_w)
 
     def sample(
         self, shape: tuple[int, int], foreground: np.ndarray | None, rng: np.random.Generator
