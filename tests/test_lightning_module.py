@@ -64,3 +64,27 @@ def test_test_run_reports_em_metrics_per_image_mean() -> None:
     assert results["test/pixel_error"] == pytest.approx(expected_pixel, abs=1e-6)
     assert results["test/rand_error"] == pytest.approx(expected_rand, abs=1e-6)
     assert expected_rand > 0 and expected_pixel > 0
+
+
+def test_em_metrics_leave_out_ignored_border() -> None:
+    rng = np.random.default_rng(1)
+    inner = torch.from_numpy(rng.random((20, 20)) < 0.3).long()
+    truth = torch.full((24, 24), -100, dtype=torch.long)
+    truth[2:22, 2:22] = inner
+    prediction = torch.from_numpy(rng.random((24, 24)) < 0.5).long()
+    prediction[2:22, 2:22] = inner
+    module = UNetModule(
+        net=FixedPrediction(prediction[None]),
+        loss=CrossEntropyLoss(),
+        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
+        ignore_index=-100,
+        em_membrane_class=1,
+    )
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    batch = {"image": torch.zeros(1, 1, 24, 24), "mask": truth[None]}
+    (results,) = trainer.test(module, dataloaders=DataLoader([batch], batch_size=None))
+    assert results["test/pixel_error"] == 0.0
+    assert results["test/rand_error"] == pytest.approx(0.0, abs=1e-12)
+    assert results["test/miou"] == 1.0

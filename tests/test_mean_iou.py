@@ -50,8 +50,10 @@ def test_matches_sklearn_and_torchmetrics(batch):
     labels = _labels(preds, target).flatten().numpy()
     truth = target.flatten().numpy()
     valid = truth != ignore_index if ignore_index is not None else np.ones_like(truth, bool)
-    expected_confmat = confusion_matrix(
-        truth[valid], labels[valid], labels=list(range(num_classes))
+    expected_confmat = (
+        confusion_matrix(truth[valid], labels[valid], labels=list(range(num_classes)))
+        if valid.any()  # scikit-learn refuses empty inputs (every pixel ignored)
+        else np.zeros((num_classes, num_classes), dtype=np.int64)
     )
     np.testing.assert_array_equal(result["confusion_matrix"].numpy(), expected_confmat)
 
@@ -234,3 +236,22 @@ def test_class_names():
         MeanIoU(3, class_names=["a", "b"])
     with pytest.raises(ValueError, match="at least 2"):
         MeanIoU(1)
+
+
+def test_ties_and_nan_scores_count_as_argmax_does():
+    nan = float("nan")
+    logits = torch.tensor(
+        [[[[1.0, nan, 0.5, 3.0]], [[1.0, 0.0, nan, 3.0]], [[0.0, 2.0, 0.5, 1.0]]]]
+    )
+    target = torch.tensor([[[0, 1, 2, 1]]])
+    from_scores, from_labels = MeanIoU(3), MeanIoU(3)
+    from_scores.update(logits, target)
+    from_labels.update(logits.argmax(1), target)
+    assert torch.equal(from_scores.confmat, from_labels.confmat)
+    assert from_scores.confmat.sum() == 4
+
+
+def test_an_empty_batch_adds_nothing():
+    metric = MeanIoU(2, ignore_index=255)
+    metric.update(torch.zeros(0, 2, 4, 4), torch.zeros(0, 4, 4, dtype=torch.long))
+    assert metric.confmat.sum() == 0

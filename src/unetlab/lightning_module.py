@@ -88,6 +88,8 @@ class UNetModule(L.LightningModule):
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self.val_miou_best = MaxMetric()
+        # Saved in checkpoints, so a resumed run keeps the best value of the epochs before.
+        self.val_miou_best.persistent(True)
         self.em_membrane_class = em_membrane_class
         self.test_pixel_error = MeanMetric()
         self.test_rand_error = MeanMetric()
@@ -111,7 +113,6 @@ class UNetModule(L.LightningModule):
     def on_train_start(self) -> None:
         self.val_iou.reset()
         self.val_loss.reset()
-        self.val_miou_best.reset()
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, _, _ = self._step(batch)
@@ -130,8 +131,9 @@ class UNetModule(L.LightningModule):
         self.val_iou.reset()
         self.last_val_results = results
         self._log_results("val", results)
-        self.val_miou_best(results["miou"])
-        self.log("val/miou_best", self.val_miou_best.compute(), prog_bar=True)
+        if not self.trainer.sanity_checking:
+            self.val_miou_best(results["miou"])
+            self.log("val/miou_best", self.val_miou_best.compute(), prog_bar=True)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, logits, target = self._step(batch)
@@ -142,12 +144,24 @@ class UNetModule(L.LightningModule):
             self._update_em_metrics(logits.argmax(1), target)
 
     def _update_em_metrics(self, prediction: Tensor, target: Tensor) -> None:
-        """Per-image ISBI 2012 pixel and Rand errors on binary maps (0 = membrane)."""
-        cells_predicted = (prediction != self.em_membrane_class).cpu().numpy()
-        cells_true = (target != self.em_membrane_class).cpu().numpy()
-        for predicted, true in zip(cells_predicted, cells_true, strict=True):
-            self.test_pixel_error.update(pixel_error(predicted, true))
-            self.test_rand_error.update(rand_error(predicted, true))
+        """Per-image ISBI 2012 pixel and Rand errors on binary maps (0 = membrane).
+
+        Each image is cropped to the bounding box of its labelled (not ignored) pixels, so
+        padding that the data pipeline marked as ignored does not count.
+        """
+        ignore = self.val_iou.ignore_index
+        for predicted, true in zip(prediction.cpu(), target.cpu(), strict=True):
+            if ignore is not None:
+                rows = torch.nonzero((true != ignore).any(1)).flatten()
+                cols = torch.nonzero((true != ignore).any(0)).flatten()
+                if rows.numel() == 0:
+                    continue
+                box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+                predicted, true = predicted[box], true[box]
+            cells_predicted = (predicted != self.em_membrane_class).numpy()
+            cells_true = (true != self.em_membrane_class).numpy()
+            self.test_pixel_error.update(pixel_error(cells_predicted, cells_true))
+            self.test_rand_error.update(rand_error(cells_predicted, cells_true))
         self.log("test/pixel_error", self.test_pixel_error, on_epoch=True)
         self.log("test/rand_error", self.test_rand_error, on_epoch=True)
 

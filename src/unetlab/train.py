@@ -2,19 +2,44 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import os
+import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
+from torch import nn
 
-from unetlab.config import instantiate_group, resolved_container, save_run_info
+from unetlab.config import (
+    ConfigError,
+    check_config,
+    instantiate_group,
+    resolved_container,
+    save_run_info,
+)
+from unetlab.distributed import (
+    continue_csv_logs,
+    job_process_group,
+    leave_process_group,
+    use_hydra_job_command,
+)
 from unetlab.lightning_module import UNetModule
+from unetlab.loggers import instantiate_loggers
 from unetlab.losses import DeepSupervisionLoss
+from unetlab.reliability import REPORTED_ERRORS, error_summary, prepare_resume
+from unetlab.sweep import RESULT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +49,25 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
 
 
+class TrainingDiverged(FloatingPointError):
+    """The training loss or the weights became NaN or infinite."""
+
+
 def build_module(
-    cfg: DictConfig, class_names: list[str], em_membrane_class: int | None = None
+    cfg: DictConfig,
+    class_names: list[str],
+    em_membrane_class: int | None = None,
+    net: nn.Module | None = None,
 ) -> UNetModule:
-    """Instantiate network, loss, optimizer and schedule into a ``UNetModule``."""
-    net = hydra.utils.instantiate(cfg.model)
+    """Instantiate network, loss, optimizer and schedule into a ``UNetModule``.
+
+    Args:
+        cfg: The training config.
+        class_names: One name per class.
+        em_membrane_class: The membrane class of EM data (adds the ISBI test metrics).
+        net: An already built network (e.g. from a checkpoint) instead of ``cfg.model``.
+    """
+    net = net if net is not None else hydra.utils.instantiate(cfg.model)
     loss = hydra.utils.instantiate(cfg.loss)
     if cfg.model.get("deep_supervision"):
         loss = DeepSupervisionLoss(loss)
@@ -58,42 +97,102 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         ``test/miou``, ``ckpt_path``, ``output_dir``) and the instantiated objects.
     """
     started = time.perf_counter()
+    check_config(cfg)
+    prepare_resume(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
-    save_run_info(cfg, output_dir)
+    if rank_zero_only.rank == 0:
+        save_run_info(cfg, output_dir)
 
     datamodule = hydra.utils.instantiate(cfg.data)
     module = build_module(
         cfg, datamodule.class_names, getattr(datamodule, "em_membrane_class", None)
     )
+    datamodule.configure_for_model(module.net)
     if getattr(module.loss, "requires_weight_map", False):
         datamodule.weight_map_fn = module.loss.make_weight_map
     callbacks = instantiate_group(cfg.get("callbacks"))
-    loggers = instantiate_group(cfg.get("logger"))
+    loggers = instantiate_loggers(cfg.get("logger"), output_dir)
     for logger in loggers:
         logger.log_hyperparams(module.run_config)
+    use_hydra_job_command()
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
-
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    checkpoint = trainer.checkpoint_callback
-    best_path = checkpoint.best_model_path if checkpoint else ""
-    if checkpoint is not None and checkpoint.best_model_score is not None:
-        metrics[f"{cfg.monitor.metric}_best"] = float(checkpoint.best_model_score)
-
-    if cfg.get("test"):
-        trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
-        metrics.update(
-            {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-        )
+    with job_process_group():
+        metrics, best_path = _fit_and_test(cfg, trainer, module, datamodule, callbacks, loggers)
     metrics["ckpt_path"] = best_path
     metrics["output_dir"] = str(output_dir)
     metrics["wall_time_s"] = time.perf_counter() - started
     objects = {"datamodule": datamodule, "module": module, "trainer": trainer}
     if trainer.is_global_zero:
+        result = {"status": "completed", "metrics": metrics}
+        (output_dir / RESULT_FILE).write_text(json.dumps(result, indent=2))
         _print_summary(cfg, metrics, callbacks)
     return metrics, objects
+
+
+def _fit_and_test(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    module: UNetModule,
+    datamodule: L.LightningDataModule,
+    callbacks: list,
+    loggers: list,
+) -> tuple[dict[str, Any], str]:
+    """Fit, check that training did not diverge, test the best checkpoint.
+
+    After multi-process training the test runs once, in one process on one device: a
+    distributed sampler would pad the test set with repeated images and bias the scores.
+
+    Returns:
+        The metrics and the best checkpoint's path ("" without checkpointing).
+    """
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    _check_finite(module, metrics)
+    checkpoint = trainer.checkpoint_callback
+    best_path = checkpoint.best_model_path if checkpoint else ""
+    if checkpoint is not None and checkpoint.best_model_score is not None:
+        metrics[f"{cfg.monitor.metric}_best"] = float(checkpoint.best_model_score)
+
+    if not cfg.get("test"):
+        return metrics, best_path
+    tester = trainer
+    if trainer.world_size > 1:
+        leave_process_group()
+        if not trainer.is_global_zero:
+            return metrics, best_path
+        continue_csv_logs(loggers)
+        tester = hydra.utils.instantiate(
+            cfg.trainer,
+            devices=1,
+            num_nodes=1,
+            strategy="auto",
+            sync_batchnorm=False,
+            callbacks=callbacks,
+            logger=loggers,
+        )
+    tester.test(module, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
+    metrics.update(
+        {k: float(v) for k, v in tester.callback_metrics.items() if k.startswith("test/")}
+    )
+    return metrics, best_path
+
+
+def _check_finite(module: UNetModule, metrics: dict[str, float]) -> None:
+    """Raise ``TrainingDiverged`` if a logged loss or any weight is NaN or infinite."""
+    bad = [
+        f"{name}={value}"
+        for name, value in metrics.items()
+        if "loss" in name.rsplit("/", 1)[-1] and not math.isfinite(value)
+    ]
+    if not all(torch.isfinite(p).all() for p in module.parameters()):
+        bad.append("non-finite weights")
+    if bad:
+        raise TrainingDiverged(
+            f"training diverged ({', '.join(bad)}); lower optimizer.lr or set "
+            "trainer.gradient_clip_val"
+        )
 
 
 def _print_summary(cfg: DictConfig, metrics: dict[str, Any], callbacks: list) -> None:
@@ -112,11 +211,60 @@ def _print_summary(cfg: DictConfig, metrics: dict[str, Any], callbacks: list) ->
     print("RESULT " + " ".join(parts), flush=True)
 
 
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (see ``error_summary``)."""
+    if isinstance(error, ConfigError):
+        return " ".join(str(error).split())
+    return error_summary(error)
+
+
+def _run_sweep_job(cfg: DictConfig) -> float | None:
+    """One job of a multirun: a failure is logged and recorded, and the sweep goes on.
+
+    Returns:
+        The best monitored value, or ``None`` for a failed or diverged job (Optuna records
+        the trial as failed).
+    """
+    try:
+        metrics, _ = train(cfg)
+    except Exception as error:
+        log.error("job failed: %s", one_line(error), exc_info=True)
+        output_dir = Path(cfg.paths.output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        result = {"status": "failed", "error": one_line(error)}
+        (output_dir / RESULT_FILE).write_text(json.dumps(result, indent=2))
+        return None
+    value = metrics.get(f"{cfg.monitor.metric}_best")
+    return value if value is not None and math.isfinite(value) else None
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns the best monitored value so sweeps can optimise it."""
-    metrics, _ = train(cfg)
+    """Hydra entry point; returns the best monitored value so sweeps can optimise it.
+
+    Config and data mistakes, NaN losses and failed DDP processes end the run with one line
+    on stderr and exit code 1 (the full traceback with ``HYDRA_FULL_ERROR=1``). In a multirun a failed job does not stop the others.
+    """
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return _run_sweep_job(cfg)
+    try:
+        metrics, _ = train(cfg)
+    except FloatingPointError as error:  # TrainingDiverged, NonFiniteLossError
+        if rank_zero_only.rank != 0:
+            # Every rank sees the divergence; rank 0 reports it, the others end quietly.
+            return None
+        _exit_with(error)
+    except (ConfigError, InstantiationException, *REPORTED_ERRORS) as error:
+        _exit_with(error)
     return metrics.get(f"{cfg.monitor.metric}_best")
+
+
+def _exit_with(error: Exception) -> NoReturn:
+    """Print ``error: <message>`` to stderr and exit 1, or re-raise with HYDRA_FULL_ERROR=1."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise error
+    print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

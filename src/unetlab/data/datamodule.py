@@ -4,80 +4,84 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import albumentations as A
 import lightning as L
 import numpy as np
+from torch import nn
 from torch.utils.data import DataLoader
 
-from unetlab.data.dataset import DecodedSample, SegmentationDataset
-from unetlab.data.io import read_image, read_mask
-from unetlab.data.normalization import channel_statistics, scale_to_unit, standardize
-from unetlab.data.samples import Sample, find_samples
-from unetlab.data.splits import ratio_split
+from unetlab.data.dataset import SegmentationDataset, seed_worker
+from unetlab.data.decoding import DecodedSample, LazySamples, SampleDecoder, WeightMapFn
+from unetlab.data.masks import MaskEncoding
+from unetlab.data.normalization import DEFAULT_PERCENTILES, RunningChannelStats, StatsCache
+from unetlab.data.patches import ContextPlanner, PatchSampler
+from unetlab.data.samples import Sample
+from unetlab.data.sources import DatasetSource, FolderSource
+from unetlab.data.splits import STAGES, make_split
+from unetlab.reliability.seeding import EpochShuffleSampler
+
+__all__ = ["BiomedicalDataModule", "DatasetSource", "FolderSource"]
 
 log = logging.getLogger(__name__)
 
-STAGES = ("train", "val", "test")
-
-
-class DatasetSource(Protocol):
-    """Anything that can put a dataset into the ``images/`` + ``masks/`` folder layout."""
-
-    def prepare(self) -> Path: ...
-
-
-class FolderSource:
-    """An existing ``images/`` + ``masks/`` (+ optional ``instances/``) folder.
-
-    Args:
-        root: The dataset folder.
-        mask_suffix: Mask file name = image stem + this suffix (e.g. ``"_mask"``).
-    """
-
-    def __init__(self, root: str | Path, mask_suffix: str = "") -> None:
-        self.root = Path(root)
-        self.mask_suffix = mask_suffix
-
-    def prepare(self) -> Path:
-        if not self.root.is_dir():
-            raise FileNotFoundError(
-                f"{self.root}: dataset folder not found; set data.source.root=PATH"
-            )
-        return self.root
+GIB = 1024**3
 
 
 class BiomedicalDataModule(L.LightningDataModule):
     """Loads a segmentation dataset, checks it, splits it and serves augmented batches.
 
-    Every image is decoded once in the main process (so bad files are reported before
-    training starts, with their path) and kept in memory.
+    Every image is decoded once in the main process, so bad files are reported with their
+    path before training starts, and kept in memory (when it fits in ``max_cache_gb``).
 
     Args:
-        source: Where the ``images/`` + ``masks/`` folder comes from (``prepare() -> Path``).
-        num_classes: Number of classes the masks must use (``0..num_classes-1``).
-        in_channels: Channels every image must have.
+        source: The dataset's reader (``prepare()``, ``samples()``), or with ``root`` a
+            factory called as ``source(root=root)`` (a Hydra ``_partial_``).
+        root: The dataset's location (``data.root``), handed to ``source``.
+        num_classes: Number of classes (``model.num_classes``).
+        in_channels: Channels every image must have (``model.in_channels``).
         class_names: One name per class (used for per-class metric names).
         batch_size: Batch size per process.
         num_workers: Data-loader worker processes.
         pin_memory: Pin host memory for faster GPU transfer.
         persistent_workers: Keep workers alive between epochs.
         val_fraction: Fraction of images for validation (seeded split).
-        test_fraction: Fraction of images for testing.
+        test_fraction: Fraction of images for testing (ratio and k-fold splits).
         split_seed: Seed of the split.
-        mean: Per-channel mean after scaling to [0, 1]; ``None`` = computed on the train split.
-        std: Per-channel standard deviation; ``None`` = computed on the train split.
+        fold: Validation fold of a k-fold split (with ``num_folds``).
+        num_folds: Number of folds; ``None`` = ratio split.
+        split_lists: Explicit ``{train: [...], val: [...], test: [...]}`` lists of sample
+            names, or a JSON file holding them (e.g. an earlier run's ``split.json``).
+        mean: Per-channel mean after scaling to [0, 1]; ``None`` = from the train split.
+        std: Per-channel standard deviation; ``None`` = from the train split.
+        stats_cache: Folder caching the computed statistics per train split (``None``: off).
+        percentiles: Percentiles that scale 16-bit and float images to [0, 1].
         train_augmentation: albumentations pipeline for training.
         eval_augmentation: albumentations pipeline for validation and testing.
         split_file: Where to write the split as JSON (e.g. the run folder).
+        mask_encoding: ``classes``, ``binary`` (0 / non-zero) or ``instances``.
+        mask_mapping: Stored mask value -> class index (with ``classes``).
+        ignore_value: Stored mask value of unlabelled pixels.
+        ignore_index: Class value of unlabelled and padded pixels (loss and metrics skip it).
+        object_class: Class whose connected components are the weight map's objects when
+            there are no instance labels.
+        patch_size: Side of the training target region (the network's output), or ``None``
+            for whole images. Valid-padding networks get a larger input with context.
+        patches_per_image: Random patches per image and epoch.
+        foreground_fraction: Fraction of patches centred on a foreground pixel.
+        max_cache_gb: Keep decoded data in memory up to this size; beyond it, decode again
+            on every access.
+        em_membrane_class: For EM membrane data, the membrane class: test runs then also
+            report the ISBI 2012 challenge's pixel and Rand errors.
     """
 
     def __init__(
         self,
-        source: DatasetSource,
+        source: DatasetSource | Callable[..., DatasetSource],
+        root: str | Path | None = None,
         num_classes: int = 2,
         in_channels: int = 1,
         class_names: Sequence[str] | None = None,
@@ -88,14 +92,37 @@ class BiomedicalDataModule(L.LightningDataModule):
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         split_seed: int = 0,
+        fold: int | None = None,
+        num_folds: int | None = None,
+        split_lists: Mapping[str, Sequence[str]] | str | Path | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
-        train_augmentation: A.Compose | None = None,
-        eval_augmentation: A.Compose | None = None,
+        stats_cache: str | Path | None = None,
+        percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+        train_augmentation: A.BasicTransform | None = None,
+        eval_augmentation: A.BasicTransform | None = None,
         split_file: str | Path | None = None,
+        mask_encoding: str = "classes",
+        mask_mapping: Mapping[int, int] | None = None,
+        ignore_value: int | None = None,
+        ignore_index: int = -100,
+        object_class: int = 1,
+        patch_size: int | None = None,
+        patches_per_image: int = 1,
+        foreground_fraction: float = 0.0,
+        max_cache_gb: float = 8.0,
+        em_membrane_class: int | None = None,
     ) -> None:
         super().__init__()
-        self.source = source
+        if root is not None:
+            if not callable(source) or hasattr(source, "samples"):
+                raise TypeError(
+                    "data.root is set, so data.source must be a factory taking root "
+                    "(add `_partial_: true` to data.source)"
+                )
+            source = source(root=root)
+        self.source: DatasetSource = source  # type: ignore[assignment]
+        self.root = Path(root) if root is not None else None
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.class_names = list(class_names or [f"class_{i}" for i in range(num_classes)])
@@ -104,20 +131,73 @@ class BiomedicalDataModule(L.LightningDataModule):
                 f"data.class_names has {len(self.class_names)} names for "
                 f"num_classes={num_classes}; give one name per class"
             )
+        if not 0 <= object_class < num_classes:
+            raise ValueError(
+                f"data.object_class={object_class} is not a class 0..{num_classes - 1}"
+            )
+        self.encoding = MaskEncoding(
+            num_classes, mask_encoding, mask_mapping, ignore_value, ignore_index
+        )
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
-        self.split_seed = split_seed
-        self.mean, self.std = mean, std
-        self.train_augmentation = train_augmentation
-        self.eval_augmentation = eval_augmentation
+        self.split_options = {
+            "val_fraction": val_fraction,
+            "test_fraction": test_fraction,
+            "seed": split_seed,
+            "fold": fold,
+            "num_folds": num_folds,
+            "lists": split_lists,
+        }
+        if (mean is None) != (std is None) or (
+            mean is not None and std is not None and not len(mean) == len(std) == in_channels
+        ):
+            raise ValueError(
+                f"data.mean={mean}, data.std={std}: give both, one value per channel "
+                f"(model.in_channels={in_channels}), or neither"
+            )
+        self.mean = list(mean) if mean is not None else None
+        self.std = list(std) if std is not None else None
+        self.stats_cache = StatsCache(stats_cache)
+        self.percentiles = (float(percentiles[0]), float(percentiles[1]))
+        self.train_augmentation = train_augmentation or None
+        self.eval_augmentation = eval_augmentation or None
         self.split_file = Path(split_file) if split_file else None
-        self.weight_map_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+        self.ignore_index = ignore_index
+        self.object_class = object_class
+        self.sampler = PatchSampler(ContextPlanner(), patch_size, foreground_fraction)
+        self.patches_per_image = patches_per_image
+        self.max_cache_gb = max_cache_gb
+        self.em_membrane_class = em_membrane_class
+        self.weight_map_fn: WeightMapFn | None = None
         self.split: dict[str, list[str]] = {}
         self.datasets: dict[str, SegmentationDataset] = {}
+        self.eval_batch_size = batch_size
+
+    def configure_for_model(self, net: nn.Module) -> None:
+        """Fit the patch geometry to a network.
+
+        For ``padding="valid"`` networks (those whose output is smaller than their input)
+        each training patch gets the context margin around its target region, and whole
+        images for evaluation are mirror-padded so the output covers them.
+
+        Args:
+            net: The network; reads ``net.padding`` and ``net.output_shape``.
+
+        Raises:
+            ValueError: If no input size gives the patch size as output.
+        """
+        valid = getattr(net, "padding", "same") == "valid"
+        self.sampler.planner = ContextPlanner(net.output_shape if valid else None)
+        sizes = self.sampler.sizes
+        if valid and sizes is not None:
+            log.info(
+                "data: patches of %d px give %d px targets (context margin %d px)",
+                sizes[0],
+                sizes[1],
+                (sizes[0] - sizes[1]) // 2,
+            )
 
     def prepare_data(self) -> None:
         self.source.prepare()
@@ -125,68 +205,105 @@ class BiomedicalDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        samples = find_samples(self.source.prepare(), mask_suffix=self._mask_suffix())
-        self.split = ratio_split(
-            [s.name for s in samples], self.val_fraction, self.test_fraction, self.split_seed
-        )
-        decoded = {s.name: self._decode(s) for s in samples}
-        train_images = [decoded[name].image for name in self.split["train"]]
-        if self.mean is None or self.std is None:
-            self.mean, self.std = channel_statistics(train_images)
-        for sample in decoded.values():
-            sample.image = standardize(sample.image, self.mean, self.std)
-        transforms = {
-            "train": self.train_augmentation,
-            "val": self.eval_augmentation,
-            "test": self.eval_augmentation,
-        }
-        self.datasets = {
-            stage: SegmentationDataset(
-                [decoded[name] for name in self.split[stage]], transforms[stage]
+        samples = self.source.samples()
+        by_name = {sample.name: sample for sample in samples}
+        if len(by_name) != len(samples):
+            raise ValueError(
+                "data: several files share a sample name (e.g. a.png and a.tif); rename them"
             )
-            for stage in STAGES
-        }
+        self.split = make_split(sorted(by_name), **self.split_options)
+        used = [by_name[name] for stage_ in STAGES for name in self.split[stage_]]
+        decoder = SampleDecoder(
+            self.in_channels,
+            self.encoding,
+            self.object_class,
+            self.percentiles,
+            self.weight_map_fn,
+            keep_foreground=self.sampler.foreground_fraction > 0,
+        )
+        decoded, shapes = self._decode_all(decoder, used)
+        self._check_shapes(shapes)
+        for stage_ in STAGES:
+            names = self.split[stage_]
+            if decoded is not None:
+                stage_samples: Sequence[DecodedSample] = [decoded[name] for name in names]
+            else:
+                stage_samples = LazySamples(decoder, [by_name[name] for name in names])
+            train = stage_ == "train"
+            self.datasets[stage_] = SegmentationDataset(
+                stage_samples,
+                self.train_augmentation if train else self.eval_augmentation,
+                self.mean,
+                self.std,
+                self.sampler,
+                random_windows=train,
+                patches_per_image=self.patches_per_image,
+                ignore_index=self.ignore_index,
+                seed=int(np.random.randint(2**31)),
+            )
+        eval_shapes = {shapes[name] for s in ("val", "test") for name in self.split[s]}
+        self.eval_batch_size = self.batch_size if len(eval_shapes) <= 1 else 1
         self._write_split()
         log.info(
             "data: %s train / %s val / %s test images, mean=%s std=%s",
             *(len(self.split[s]) for s in STAGES),
-            [round(m, 4) for m in self.mean],
-            [round(s, 4) for s in self.std],
+            [round(m, 4) for m in self.mean or []],
+            [round(s, 4) for s in self.std or []],
         )
 
-    def _mask_suffix(self) -> str:
-        return getattr(self.source, "mask_suffix", "")
+    def _decode_all(
+        self, decoder: SampleDecoder, samples: list[Sample]
+    ) -> tuple[dict[str, DecodedSample] | None, dict[str, tuple[int, int]]]:
+        """Decode and check every sample once; keep them if they fit in memory.
 
-    def _decode(self, sample: Sample) -> DecodedSample:
-        image = read_image(sample.image)
-        mask = read_mask(sample.mask)
-        if image.shape[-1] != self.in_channels:
+        Returns:
+            The decoded samples by name (None when they are too large to keep) and every
+            sample's image size.
+        """
+        train = set(self.split["train"])
+        stats, cache_key = None, None
+        if self.mean is None:
+            files = [(s.image, s.page) for s in samples if s.name in train]
+            cache_key = self.stats_cache.key(files, [self.percentiles, self.in_channels])
+            cached = self.stats_cache.load(cache_key)
+            if cached is not None and len(cached[0]) == self.in_channels:
+                self.mean, self.std = cached
+            else:
+                stats = RunningChannelStats()
+        kept: dict[str, DecodedSample] | None = {}
+        shapes: dict[str, tuple[int, int]] = {}
+        total_bytes = 0
+        for sample in samples:
+            item = decoder.decode(sample, with_weight_map=kept is not None)
+            shapes[sample.name] = item.image.shape[:2]
+            if stats is not None and sample.name in train:
+                stats.update(item.image)
+            if kept is not None:
+                total_bytes += item.nbytes
+                kept[sample.name] = item
+                if total_bytes > self.max_cache_gb * GIB:
+                    log.warning(
+                        "data: decoded images exceed data.max_cache_gb=%s; decoding them again "
+                        "on every access (slower; raise data.max_cache_gb if memory allows)",
+                        self.max_cache_gb,
+                    )
+                    kept = None
+        if stats is not None and cache_key is not None:
+            self.mean, self.std = stats.result()
+            self.stats_cache.save(cache_key, self.mean, self.std)
+        return kept, shapes
+
+    def _check_shapes(self, shapes: dict[str, tuple[int, int]]) -> None:
+        """Whole-image training needs images of one size (they are batched together)."""
+        if self.sampler.patch_size is not None:
+            return
+        train_shapes = {shapes[name]: name for name in self.split["train"]}
+        if len(train_shapes) > 1:
+            (first, a), (second, b) = list(train_shapes.items())[:2]
             raise ValueError(
-                f"{sample.image}: image has {image.shape[-1]} channels but "
-                f"model.in_channels={self.in_channels}; set model.in_channels="
-                f"{image.shape[-1]} or convert the images"
+                f"data: training images differ in size ({a}: {first[1]}x{first[0]}, "
+                f"{b}: {second[1]}x{second[0]}); set data.patch_size=N to train on patches"
             )
-        if image.shape[:2] != mask.shape:
-            raise ValueError(
-                f"{sample.mask}: mask size {mask.shape[1]}x{mask.shape[0]} differs from image "
-                f"size {image.shape[1]}x{image.shape[0]} ({sample.image}); masks must match "
-                "their images pixel for pixel"
-            )
-        bad = np.setdiff1d(np.unique(mask), np.arange(self.num_classes))
-        if bad.size:
-            raise ValueError(
-                f"{sample.mask}: mask has values {bad[:8].tolist()}; expected class indices "
-                f"0..{self.num_classes - 1} (model.num_classes={self.num_classes}). Map them "
-                "to classes with data.mask_mapping or set model.num_classes"
-            )
-        instances = read_mask(sample.instances).astype(np.int32) if sample.instances else None
-        weight_map = None
-        if self.weight_map_fn is not None:
-            objects = instances if instances is not None else mask
-            weight_map = self.weight_map_fn(objects, mask).astype(np.float32)
-        return DecodedSample(
-            sample.name, scale_to_unit(image), mask.astype(np.int64), instances, weight_map
-        )
 
     def _write_split(self) -> None:
         if self.split_file is None:
@@ -195,14 +312,20 @@ class BiomedicalDataModule(L.LightningDataModule):
         self.split_file.write_text(json.dumps(self.split, indent=2))
 
     def _loader(self, stage: str, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[stage]
+        batch_size = self.batch_size if stage == "train" else self.eval_batch_size
+        # Order and augmentation from (seed, epoch) alone: resumed runs repeat the data exactly.
+        sampler = EpochShuffleSampler.for_trainer(dataset, self.trainer) if shuffle else None
         return DataLoader(
-            self.datasets[stage],
-            batch_size=self.batch_size if stage == "train" else max(1, self.batch_size),
-            shuffle=shuffle,
-            drop_last=shuffle and len(self.datasets[stage]) > self.batch_size,
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            generator=sampler.generator if sampler is not None else None,
+            drop_last=shuffle and len(dataset) > batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
+            worker_init_fn=seed_worker,
         )
 
     def train_dataloader(self) -> DataLoader:

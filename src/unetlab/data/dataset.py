@@ -1,56 +1,115 @@
-"""In-memory segmentation dataset with albumentations augmentation."""
+"""In-memory segmentation dataset: patch windows, albumentations augmentation, standardisation."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from collections.abc import Sequence
 
 import albumentations as A
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
+from unetlab.data.decoding import DecodedSample
+from unetlab.data.normalization import standardize
+from unetlab.data.patches import PatchSampler, cut_window
 
-@dataclass
-class DecodedSample:
-    """One decoded, normalised sample held in memory."""
-
-    name: str
-    image: np.ndarray  # (H, W, C) float32, normalised
-    mask: np.ndarray  # (H, W) int64 class indices
-    instances: np.ndarray | None = None  # (H, W) int32 object ids
-    weight_map: np.ndarray | None = None  # (H, W) float32 per-pixel loss weights
+__all__ = ["DecodedSample", "SegmentationDataset", "seed_worker"]
 
 
 class SegmentationDataset(Dataset):
-    """Serves augmented ``{"image", "mask", "weight_map"?, "name"}`` dicts.
+    """Serves ``{"image", "mask", "weight_map"?, "name"}`` dicts.
+
+    Each item is cut from a decoded sample (a random patch when ``random_windows``, else
+    the whole image with the network's context), augmented with ``transform`` (image in
+    [0, 1], mask and weight map together), then standardised with ``mean`` / ``std``.
 
     Args:
-        samples: Decoded samples.
+        samples: Decoded samples (a list, or a lazily decoding sequence).
         transform: albumentations pipeline applied to image, mask and weight map together.
+        mean: Per-channel mean for standardisation (None: images are served as decoded).
+        std: Per-channel standard deviation.
+        sampler: Window geometry; None serves whole images as they are.
+        random_windows: Random training patches (else whole images, for evaluation).
+        patches_per_image: Items per sample and epoch with random windows.
+        ignore_index: Mask value of padding in whole-image windows.
+        seed: Seed of the patch positions and of ``transform`` in this process.
     """
 
-    def __init__(self, samples: list[DecodedSample], transform: A.Compose | None = None) -> None:
+    def __init__(
+        self,
+        samples: Sequence[DecodedSample],
+        transform: A.BasicTransform | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        sampler: PatchSampler | None = None,
+        random_windows: bool = False,
+        patches_per_image: int = 1,
+        ignore_index: int = -100,
+        seed: int | None = None,
+    ) -> None:
+        if patches_per_image < 1:
+            raise ValueError(f"data.patches_per_image={patches_per_image} must be >= 1")
         self.samples = samples
         self.transform = transform
         if transform is not None:
             transform.add_targets({"weight_map": "mask"})
+        self.mean, self.std = mean, std
+        self.sampler = sampler
+        self.random_windows = random_windows
+        self.patches_per_image = patches_per_image if random_windows else 1
+        self.ignore_index = ignore_index
+        self.reseed(seed)
+
+    def reseed(self, seed: int | None) -> None:
+        """Seed patch positions and augmentation (called once per data-loader worker)."""
+        self.rng = np.random.default_rng(seed)
+        if self.transform is not None:
+            # One generator shared by all transforms: set_random_seed gives each transform
+            # its own generator with the same seed, so e.g. both flips would always coincide.
+            self.transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.samples) * self.patches_per_image
 
     def __getitem__(self, index: int) -> dict:
-        sample = self.samples[index]
+        sample = self.samples[index % len(self.samples)]
         image, mask, weight_map = sample.image, sample.mask, sample.weight_map
+        if self.sampler is not None:
+            shape = image.shape[:2]
+            if self.random_windows:
+                window = self.sampler.sample(shape, sample.foreground, self.rng)
+            else:
+                window = self.sampler.whole_image(shape)
+            image, mask, weight_map = cut_window(
+                window, image, mask, weight_map, self.ignore_index, self.random_windows
+            )
         if self.transform is not None:
             extra = {} if weight_map is None else {"weight_map": weight_map}
             out = self.transform(image=image, mask=mask, **extra)
             image, mask = out["image"], out["mask"]
             weight_map = out.get("weight_map", weight_map)
+        if self.mean is not None and self.std is not None:
+            image = standardize(image, self.mean, self.std)
         item = {
-            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
-            "mask": torch.from_numpy(np.ascontiguousarray(mask)).long(),
+            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), np.float32)),
+            "mask": torch.from_numpy(np.ascontiguousarray(mask, np.int64)),
             "name": sample.name,
         }
         if weight_map is not None:
-            item["weight_map"] = torch.from_numpy(np.ascontiguousarray(weight_map)).float()
+            item["weight_map"] = torch.from_numpy(np.ascontiguousarray(weight_map, np.float32))
         return item
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn``: give every worker its own patch and augmentation randomness.
+
+    The seed is the worker's torch seed, which the loader derives from the main process's
+    random state, so runs under ``seed_everything`` repeat exactly.
+    """
+    info = get_worker_info()
+    seed = (info.seed if info is not None else torch.initial_seed()) % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+    if info is not None and isinstance(info.dataset, SegmentationDataset):
+        info.dataset.reseed(seed)

@@ -115,7 +115,7 @@ class MaskEncoding:
             top = int(values.max())
             fix = (
                 f"for {values.tolist()} masks set data.mask_encoding=binary "
-                f"(or data.mask_mapping={{0:0,{top}:1}})"
+                f"(or 'data.mask_mapping={{0:0,{top}:1}}')"
             )
         elif (
             values.min() == 0

@@ -29,7 +29,7 @@ def scale_to_unit(
         return image.astype(np.float32) / 255.0
     data = image.astype(np.float32)
     low, high = np.percentile(data, percentiles, axis=(0, 1), keepdims=True)
-    return (data - low) / np.maximum(high - low, 1e-6)
+    return ((data - low) / np.maximum(high - low, 1e-6)).astype(np.float32)
 
 
 class RunningChannelStats:

@@ -19,6 +19,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from unetlab.data.samples import Sample, find_samples
+
 DONE_MARKER = "dataset.json"
 
 
@@ -183,3 +185,7 @@ class SyntheticNuclei:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return self.folder
+
+    def samples(self) -> list[Sample]:
+        """The generated image / mask / instance-label triples."""
+        return find_samples(self.prepare())

@@ -16,7 +16,7 @@ MIN_WEIGHT = 1e-3
 
 
 def gaussian_window_1d(size: int, sigma_scale: float = 0.125) -> np.ndarray:
-    """Gaussian centred on the tile, ``sigma = sigma_scale * size``, peak 1.
+    """Gaussian centred on the tile, ``sigma = sigma_scale * size``, largest weight 1.
 
     Args:
         size: Tile size along the axis.
@@ -27,7 +27,7 @@ def gaussian_window_1d(size: int, sigma_scale: float = 0.125) -> np.ndarray:
     sigma = max(sigma_scale * size, 1e-6)
     positions = np.arange(size, dtype=np.float64)
     window = np.exp(-0.5 * ((positions - centre) / sigma) ** 2)
-    return np.maximum(window, MIN_WEIGHT).astype(np.float32)
+    return np.maximum(window / window.max(), MIN_WEIGHT).astype(np.float32)
 
 
 def linear_window_1d(size: int) -> np.ndarray:

@@ -88,17 +88,25 @@ class MeanIoU(Metric):
         """
         pred_labels = self._to_labels(preds, target)
         target = target.long()
+        if target.numel() == 0:
+            return
         c = self.num_classes
-        if self.ignore_index is None:
-            valid = torch.ones_like(target, dtype=torch.bool)
-        else:
-            valid = target != self.ignore_index
-        self._check_range(target, valid, "mask")
+        # One min/max pass checks the values; the per-pixel check runs only when one is
+        # out of range (which ignored pixels such as 255 may be).
+        low, high = (int(v) for v in torch.aminmax(target))
+        ignore = self.ignore_index
+        valid = target != ignore if ignore is not None and low <= ignore <= high else None
+        if low < 0 or high >= c:
+            self._check_range(target, valid, "mask")
         if preds.ndim == target.ndim:  # label maps; an argmax is always in range
-            self._check_range(pred_labels, valid, "preds")
-        # Ignored pixels go to an extra bin that is dropped, which avoids a data-dependent
-        # boolean gather.
-        index = torch.where(valid, target * c + pred_labels, c * c)
+            low, high = (int(v) for v in torch.aminmax(pred_labels))
+            if low < 0 or high >= c:
+                self._check_range(pred_labels, valid, "preds")
+        index = pred_labels.add(target, alpha=c)
+        if valid is not None:
+            # Ignored pixels go to an extra bin that is dropped, which avoids a
+            # data-dependent boolean gather.
+            index.masked_fill_(~valid, c * c)
         counts = torch.bincount(index.flatten(), minlength=c * c + 1)
         self.confmat += counts[: c * c].reshape(c, c)
 
@@ -152,7 +160,8 @@ class MeanIoU(Metric):
                     "pass logits/probabilities shaped (N, C, *spatial) or a label map "
                     "shaped like the target."
                 )
-            labels = preds.argmax(dim=1)
+            # The first maximum, as argmax gives, but several times faster on CPU over dim 1.
+            labels = preds.max(dim=1).indices
         elif preds.ndim == target.ndim:
             if preds.is_floating_point():
                 raise ValueError(
@@ -178,8 +187,10 @@ class MeanIoU(Metric):
             )
         return labels
 
-    def _check_range(self, labels: Tensor, valid: Tensor, name: str) -> None:
-        out_of_range = valid & ((labels < 0) | (labels >= self.num_classes))
+    def _check_range(self, labels: Tensor, valid: Tensor | None, name: str) -> None:
+        out_of_range = (labels < 0) | (labels >= self.num_classes)
+        if valid is not None:
+            out_of_range &= valid
         if bool(out_of_range.any()):
             bad = sorted(labels[out_of_range].unique().tolist())
             allowed = f"0..{self.num_classes - 1}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from unetlab.models.attention_unet import AttentionUNet
+from unetlab.models.base import SegmentationNet
 from unetlab.models.encoders import ENCODERS
 from unetlab.models.resnet_unet import ResNetUNet
 from unetlab.models.size_planner import (
@@ -19,6 +20,7 @@ __all__ = [
     "ENCODERS",
     "AttentionUNet",
     "ResNetUNet",
+    "SegmentationNet",
     "UNet",
     "UNetPlusPlus",
     "input_size_for_output",

@@ -9,6 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
+from unetlab.models.base import SegmentationNet, checkpointed
 from unetlab.models.blocks import Up, center_crop, pad_to_multiple
 from unetlab.models.encoders import build_resnet, encoder_spec
 
@@ -33,17 +34,28 @@ class ResNetEncoder(nn.Module):
         self.layer3 = resnet.layer3
         self.layer4 = resnet.layer4
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Features at strides 2 (stem), 4, 8, 16 and 32 (layer1..layer4)."""
+    def forward(self, x: torch.Tensor, checkpointing: bool = False) -> list[torch.Tensor]:
+        """Features at strides 2 (stem), 4, 8, 16 and 32 (layer1..layer4).
+
+        Args:
+            x: Images (N, C, H, W).
+            checkpointing: Run layer1..layer4 through :func:`checkpointed`.
+        """
         stem = self.relu(self.bn1(self.conv1(x)))
-        stage1 = self.layer1(self.maxpool(stem))
-        stage2 = self.layer2(stage1)
-        stage3 = self.layer3(stage2)
-        stage4 = self.layer4(stage3)
+        if checkpointing and not torch.jit.is_scripting():
+            stage1 = checkpointed(self.layer1, self.maxpool(stem))
+            stage2 = checkpointed(self.layer2, stage1)
+            stage3 = checkpointed(self.layer3, stage2)
+            stage4 = checkpointed(self.layer4, stage3)
+        else:
+            stage1 = self.layer1(self.maxpool(stem))
+            stage2 = self.layer2(stage1)
+            stage3 = self.layer3(stage2)
+            stage4 = self.layer4(stage3)
         return [stem, stage1, stage2, stage3, stage4]
 
 
-class ResNetUNet(nn.Module):
+class ResNetUNet(SegmentationNet):
     """U-Net decoder on a torchvision ResNet encoder, output at input resolution.
 
     Skips come from the stem (stride 2) and layer1..layer3; layer4 (stride 32) is the
@@ -62,6 +74,11 @@ class ResNetUNet(nn.Module):
         freeze_encoder: Exclude the encoder from training: no gradients, and its batch
             norms stay in eval mode (running statistics frozen).
         decoder_channels: Output channels of the five decoder blocks, coarse to fine.
+        checkpointing: Activation checkpointing of layer1..layer4 and every decoder block
+            in training (see :class:`~unetlab.models.base.SegmentationNet`, as for the
+            next two).
+        channels_last: Channels-last memory format.
+        compile: ``torch.compile`` the forward for training.
     """
 
     def __init__(
@@ -73,8 +90,11 @@ class ResNetUNet(nn.Module):
         weights_path: str | Path | None = None,
         freeze_encoder: bool = False,
         decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
+        checkpointing: bool = False,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(checkpointing, channels_last, compile)
         self.padding = "same"
         self.size_multiple = 32
         encoder_channels = encoder_spec(encoder)["channels"]
@@ -113,9 +133,14 @@ class ResNetUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, num_classes, H, W) for images (N, in_channels, H, W)."""
         input_shape = x.shape[2:]
-        features = self.encoder(pad_to_multiple(x, self.size_multiple))
+        x = self.to_memory_format(pad_to_multiple(x, self.size_multiple))
+        features = self.encoder(x, self.checkpointing and self.training)
         x = features[-1]
         for index, up in enumerate(self.decoder):
             skip_index = len(features) - 2 - index
-            x = up(x, features[skip_index] if skip_index >= 0 else None)
+            skip = features[skip_index] if skip_index >= 0 else None
+            if self.checkpointing and self.training and not torch.jit.is_scripting():
+                x = checkpointed(up, x, skip)
+            else:
+                x = up(x, skip)
         return center_crop(self.head(x), input_shape)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from unetlab.models.base import SegmentationNet, checkpointed
 from unetlab.models.blocks import (
     PADDINGS,
     DoubleConv,
@@ -18,7 +19,7 @@ from unetlab.models.blocks import (
 from unetlab.models.size_planner import valid_output_size
 
 
-class UNet(nn.Module):
+class UNet(SegmentationNet):
     """U-Net with a configurable padding, normalization and upsampling.
 
     ``padding="valid"``, ``base_channels=64``, ``depth=4``, ``norm="none"`` is the
@@ -39,6 +40,10 @@ class UNet(nn.Module):
         dropout: Dropout probability at the end of the contracting path.
         bottleneck_dilation: Dilation of the two bottleneck convolutions.
         spatial_dims: 2 for images, 3 for volumes.
+        checkpointing: Activation checkpointing of every block in training
+            (see :class:`~unetlab.models.base.SegmentationNet`, as for the next two).
+        channels_last: Channels-last memory format.
+        compile: ``torch.compile`` the forward for training.
     """
 
     def __init__(
@@ -54,8 +59,11 @@ class UNet(nn.Module):
         dropout: float = 0.0,
         bottleneck_dilation: int = 1,
         spatial_dims: int = 2,
+        checkpointing: bool = False,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(checkpointing, channels_last, compile)
         check_choice("padding", padding, PADDINGS)
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
@@ -122,14 +130,24 @@ class UNet(nn.Module):
             x = pad_to_multiple(x, self.size_multiple)
         elif not torch.jit.is_scripting() and not torch.jit.is_tracing():
             self.output_shape(tuple(input_shape))
+        x = self.to_memory_format(x)
         skips: list[torch.Tensor] = []
-        x = self.stem(x)
+        if self.checkpointing and self.training and not torch.jit.is_scripting():
+            x = checkpointed(self.stem, x)
+        else:
+            x = self.stem(x)
         for down in self.downs:
             skips.append(x)
-            x = down(x)
+            if self.checkpointing and self.training and not torch.jit.is_scripting():
+                x = checkpointed(down, x)
+            else:
+                x = down(x)
         x = self.dropout(x)
         for index, up in enumerate(self.ups):
-            x = up(x, skips[-1 - index])
+            if self.checkpointing and self.training and not torch.jit.is_scripting():
+                x = checkpointed(up, x, skips[-1 - index])
+            else:
+                x = up(x, skips[-1 - index])
         logits = self.head(x)
         if self.padding == "same":
             logits = center_crop(logits, input_shape)

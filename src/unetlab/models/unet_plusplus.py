@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from unetlab.models.base import SegmentationNet, checkpointed
 from unetlab.models.blocks import DoubleConv, Down, Up, center_crop, conv_layer, pad_to_multiple
 
 
-class UNetPlusPlus(nn.Module):
+class UNetPlusPlus(SegmentationNet):
     """UNet++ with same padding and optional deep supervision.
 
     Node ``X[i][j]`` (level ``i``, column ``j >= 1``) upsamples ``X[i + 1][j - 1]`` and
@@ -29,6 +30,10 @@ class UNetPlusPlus(nn.Module):
         norm: ``batch``, ``instance``, ``group`` or ``none``.
         deep_supervision: Add a 1x1 head on every top-level node (see above).
         spatial_dims: 2 for images, 3 for volumes.
+        checkpointing: Activation checkpointing of every node in training
+            (see :class:`~unetlab.models.base.SegmentationNet`, as for the next two).
+        channels_last: Channels-last memory format.
+        compile: ``torch.compile`` the forward for training.
     """
 
     def __init__(
@@ -40,8 +45,11 @@ class UNetPlusPlus(nn.Module):
         norm: str = "batch",
         deep_supervision: bool = False,
         spatial_dims: int = 2,
+        checkpointing: bool = False,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(checkpointing, channels_last, compile)
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         self.padding = "same"
@@ -86,14 +94,26 @@ class UNetPlusPlus(nn.Module):
         A list of logits (final last) in training mode with deep supervision.
         """
         input_shape = x.shape[2:]
-        x = self.stem(pad_to_multiple(x, self.size_multiple))
+        x = self.to_memory_format(pad_to_multiple(x, self.size_multiple))
+        if self.checkpointing and self.training and not torch.jit.is_scripting():
+            x = checkpointed(self.stem, x)
+        else:
+            x = self.stem(x)
         grid: list[list[torch.Tensor]] = [[x]]
         for down in self.downs:
-            x = down(x)
+            if self.checkpointing and self.training and not torch.jit.is_scripting():
+                x = checkpointed(down, x)
+            else:
+                x = down(x)
             grid.append([x])
         for index, node in enumerate(self.nodes):
             level = self.node_levels[index]
-            grid[level].append(node(grid[level + 1][-1], torch.cat(grid[level], dim=1)))
+            skips = torch.cat(grid[level], dim=1)
+            if self.checkpointing and self.training and not torch.jit.is_scripting():
+                x = checkpointed(node, grid[level + 1][-1], skips)
+            else:
+                x = node(grid[level + 1][-1], skips)
+            grid[level].append(x)
         logits = center_crop(self.head(grid[0][-1]), input_shape)
         if self.deep_supervision and self.training:
             outputs = [

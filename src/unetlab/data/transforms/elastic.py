@@ -19,6 +19,7 @@ from pydantic import Field
 from scipy import ndimage
 
 CV2_MAX_CHANNELS = 4
+CV2_REMAP_DTYPES = (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32, np.float64)
 
 
 @lru_cache(maxsize=64)
@@ -43,6 +44,15 @@ def reflect_indices(indices: np.ndarray, size: int) -> np.ndarray:
     period = 2 * (size - 1)
     folded = np.abs(indices) % period
     return np.where(folded >= size, period - folded, folded)
+
+
+def _outer_sum(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left @ right.T`` for thin matrices, as float32 outer products (no BLAS threads)."""
+    left, right = left.astype(np.float32), right.astype(np.float32)
+    total = np.multiply.outer(left[:, 0], right[:, 0])
+    for k in range(1, left.shape[1]):
+        total += np.multiply.outer(left[:, k], right[:, k])
+    return total
 
 
 class ElasticDeformation(DualTransform):
@@ -90,13 +100,9 @@ class ElasticDeformation(DualTransform):
         grid = self.random_generator.normal(0.0, self.sigma, (2, self.grid_size, self.grid_size))
         rows = cubic_upsampling_matrix(height, self.grid_size)
         cols = cubic_upsampling_matrix(width, self.grid_size)
-        shift_y = rows @ grid[0] @ cols.T
-        shift_x = rows @ grid[1] @ cols.T
-        yy, xx = np.indices((height, width), dtype=np.float32)
-        return {
-            "map_y": (yy + shift_y).astype(np.float32),
-            "map_x": (xx + shift_x).astype(np.float32),
-        }
+        map_y = np.arange(height, dtype=np.float32)[:, None] + _outer_sum(rows @ grid[0], cols)
+        map_x = np.arange(width, dtype=np.float32)[None, :] + _outer_sum(rows @ grid[1], cols)
+        return {"map_y": map_y, "map_x": map_x}
 
     def apply(
         self, img: np.ndarray, map_y: np.ndarray, map_x: np.ndarray, **params: Any
@@ -121,6 +127,11 @@ class ElasticDeformation(DualTransform):
         self, mask: np.ndarray, map_y: np.ndarray, map_x: np.ndarray, **params: Any
     ) -> np.ndarray:
         """Resample a label image (any dtype) by nearest neighbour along the field."""
+        if mask.dtype in CV2_REMAP_DTYPES and (mask.ndim == 2 or mask.shape[-1] <= 4):
+            warped = cv2.remap(
+                mask, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101
+            )
+            return warped.reshape(mask.shape)
         rows = reflect_indices(np.rint(map_y).astype(np.intp), mask.shape[0])
         cols = reflect_indices(np.rint(map_x).astype(np.intp), mask.shape[1])
         return mask[rows, cols]

@@ -1,0 +1,246 @@
+"""Finding input images and writing masks, probability maps and overlays."""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from unetlab.data.io import IMAGE_SUFFIXES, read_image
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+MASK_FORMATS = ("auto", "png", "tif")
+CHANNEL_AXES = "SC"
+"""tifffile axis codes of channels: S (samples of a pixel, e.g. RGB) and C (channel planes)."""
+
+PALETTE = np.array(
+    [
+        (0, 0, 0),
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (188, 189, 34),
+        (23, 190, 207),
+    ],
+    dtype=np.float32,
+)
+"""Overlay colours of classes 1..9 (class 0, the background, is left uncoloured)."""
+
+
+def find_inputs(pattern: str | Path) -> list[Path]:
+    """The image files named by a file, a folder (its images, not recursive) or a glob.
+
+    Args:
+        pattern: A file path, a folder path, or a glob such as ``data/*.tif`` or ``**/*.png``.
+
+    Raises:
+        FileNotFoundError: Nothing matches, or the folder holds no images.
+    """
+    text = str(pattern)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise FileNotFoundError(
+                f"input={text}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})"
+            )
+        return files
+    if glob.has_magic(text):
+        matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+        files = [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        if not files:
+            raise FileNotFoundError(
+                f"input={text}: the pattern matches no images ({', '.join(IMAGE_SUFFIXES)})"
+            )
+        return files
+    raise FileNotFoundError(
+        f"input={text}: no such file or folder; pass a file, a folder or a glob"
+    )
+
+
+@dataclass
+class InputImage:
+    """The pixels of one input file, arranged for the network.
+
+    Attributes:
+        path: The file.
+        items: (N, *spatial, C): N images (pages of a stack) or N volumes.
+        stacked: Whether the file is a stack (written back as one).
+    """
+
+    path: Path
+    items: np.ndarray
+    stacked: bool
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
+    """Pixels and tifffile axis codes (e.g. ``YX``, ``ZYX``, ``YXS``) of a TIFF.
+
+    Pages written one at a time can form one series each; series of equal shape are
+    stacked along a leading ``I`` (image) axis.
+    """
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            arrays = [(np.asarray(s.asarray()), s.axes) for s in tiff.series]
+    except (OSError, ValueError, IndexError, KeyError, tifffile.TiffFileError) as error:
+        raise ValueError(
+            f"{path}: cannot read image ({type(error).__name__}: {error}); "
+            "check the file is a complete TIFF or remove it"
+        ) from None
+    if not arrays:
+        raise ValueError(
+            f"{path}: cannot read image (no image data); check the file is a complete TIFF "
+            "or remove it"
+        )
+    first, axes = arrays[0]
+    if len(arrays) == 1:
+        return first, axes
+    if any((a.shape, a.dtype, x) != (first.shape, first.dtype, axes) for a, x in arrays):
+        raise ValueError(
+            f"{path}: the TIFF holds {len(arrays)} images of different shapes; "
+            "save images of one size per file"
+        )
+    return np.stack([a for a, _ in arrays]), "I" + axes
+
+
+def read_input(path: str | Path, spatial_dims: int = 2) -> InputImage:
+    """Read an image, a multi-page TIFF stack or a TIFF volume for a 2-D or 3-D network.
+
+    For a 2-D network every page of a stack is an image of its own. For a 3-D network the
+    last non-channel axis before Y and X is the depth, and any axes before it list volumes.
+
+    Args:
+        path: The file.
+        spatial_dims: 2 or 3, the network's spatial dimensions.
+
+    Raises:
+        ValueError: The file cannot be read, or its axes do not fit the network.
+    """
+    path = Path(path)
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        array, axes = _read_tiff(path)
+    else:
+        array, axes = read_image(path), "YXS"
+    channel_axes = [i for i, code in enumerate(axes) if code in CHANNEL_AXES]
+    if len(channel_axes) > 1:
+        raise ValueError(
+            f"{path}: image has axes {axes} with more than one channel axis; "
+            "save it with a single channel axis"
+        )
+    array = np.moveaxis(array, channel_axes[0], -1) if channel_axes else array[..., None]
+    if array.ndim < spatial_dims + 1:
+        raise ValueError(
+            f"{path}: image has axes {axes} (shape {array.shape[:-1]}) but the model is "
+            f"{spatial_dims}-D (model.spatial_dims={spatial_dims}); give it a TIFF volume"
+        )
+    leading = array.shape[: -(spatial_dims + 1)]
+    items = array.reshape(-1, *array.shape[len(leading) :])
+    return InputImage(path, items, stacked=len(leading) > 0)
+
+
+def mask_path(output_dir: Path, image: InputImage, mask_format: str) -> Path:
+    """Where the label mask of ``image`` is written: ``<output>/masks/<stem>.png|.tif``.
+
+    Args:
+        output_dir: The output folder.
+        image: The input.
+        mask_format: ``png``, ``tif`` or ``auto`` (TIFF for TIFF inputs and stacks, else PNG).
+    """
+    if mask_format not in MASK_FORMATS:
+        raise ValueError(
+            f"mask_format={mask_format!r} is not supported; choose one of {', '.join(MASK_FORMATS)}"
+        )
+    as_tiff = mask_format == "tif" or (
+        mask_format == "auto" and image.path.suffix.lower() in TIFF_SUFFIXES
+    )
+    if image.stacked or image.items.ndim > 4:
+        as_tiff = True
+    return output_dir / "masks" / f"{image.path.stem}{'.tif' if as_tiff else '.png'}"
+
+
+def label_dtype(num_classes: int) -> np.dtype:
+    """The smallest unsigned integer type that holds class indices ``0..num_classes-1``."""
+    if num_classes <= 256:
+        return np.dtype(np.uint8)
+    if num_classes <= 65536:
+        return np.dtype(np.uint16)
+    raise ValueError(f"num_classes={num_classes}: label masks hold at most 65536 classes")
+
+
+def write_mask(path: Path, labels: np.ndarray) -> None:
+    """Write class indices as a PNG (one 2-D image) or a TIFF (images, stacks, volumes).
+
+    Args:
+        path: Output file; its suffix picks the format.
+        labels: (H, W) or (N, *spatial) unsigned integers.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".png":
+        Image.fromarray(labels).save(path)
+    else:
+        tifffile.imwrite(path, labels, photometric="minisblack", compression="zlib")
+
+
+def write_probabilities(path: Path, probabilities: np.ndarray, axes: str) -> None:
+    """Write per-class probabilities as a float16 TIFF.
+
+    Args:
+        path: Output ``.tif`` file.
+        probabilities: Array with a class axis (C), e.g. (C, H, W) or (Z, C, H, W).
+        axes: tifffile axis codes of ``probabilities``, e.g. ``CYX`` or ``ZCYX``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(
+        path,
+        probabilities.astype(np.float16, copy=False),
+        photometric="minisblack",
+        metadata={"axes": axes},
+    )
+
+
+def overlay_rgb(
+    image: np.ndarray, labels: np.ndarray, alpha: float = 0.4, chunk_rows: int = 1024
+) -> np.ndarray:
+    """An RGB picture of ``image`` with every class but 0 tinted and outlined in its colour.
+
+    Args:
+        image: (H, W, C) intensities scaled to about [0, 1]; 3 channels are shown as RGB,
+            otherwise the first channel as grey.
+        labels: (H, W) class indices.
+        alpha: Opacity of the tint; outlines are opaque.
+        chunk_rows: Rows composed at a time (bounds the float32 working memory).
+    """
+    edges = np.zeros(labels.shape, bool)
+    edges[1:] |= labels[1:] != labels[:-1]
+    edges[:-1] |= labels[:-1] != labels[1:]
+    edges[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    edges[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    rgb = np.empty((*labels.shape, 3), np.uint8)
+    for low in range(0, labels.shape[0], chunk_rows):
+        rows = slice(low, low + chunk_rows)
+        base = image[rows] if image.shape[-1] == 3 else image[rows, :, :1]
+        base = np.broadcast_to(np.clip(base, 0.0, 1.0) * 255.0, (*base.shape[:2], 3))
+        chunk_labels = labels[rows]
+        colour = PALETTE[(chunk_labels - 1) % (len(PALETTE) - 1) + 1]
+        foreground = (chunk_labels > 0)[..., None]
+        opacity = np.where(foreground, alpha, 0.0) + np.where(
+            (edges[rows] & (chunk_labels > 0))[..., None], 1.0 - alpha, 0.0
+        )
+        rgb[rows] = np.rint(base * (1.0 - opacity) + colour * opacity).astype(np.uint8)
+    return rgb
+
+
+def write_overlay(path: Path, rgb: np.ndarray) -> None:
+    """Write an RGB overlay as a PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path)

@@ -1,0 +1,351 @@
+"""Prediction entry point: ``unetlab-predict ckpt_path=PATH input=FILE|DIR|GLOB output=DIR``.
+
+Also ``python -m unetlab.predict``; options in ``conf/predict.yaml``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from unetlab.checkpoint import TrainedModel, load_trained_model
+from unetlab.data.normalization import scale_to_unit, standardize
+from unetlab.inference.io import (
+    InputImage,
+    find_inputs,
+    label_dtype,
+    mask_path,
+    overlay_rgb,
+    read_input,
+    write_mask,
+    write_overlay,
+    write_probabilities,
+)
+from unetlab.inference.outputs import labels_from_logits, probabilities_from_logits
+from unetlab.inference.tiling import overlap_tile_predict, plan_tiles
+from unetlab.inference.tta import parse_tta
+from unetlab.inference.windows import BLEND_MODES
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+DEFAULT_TILE_SIZE = {2: 512, 3: 128}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA, then MPS, then CPU) or an explicit torch device name.
+
+    Raises:
+        ValueError: The device is unknown or not available here.
+    """
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device={name!r} is not a device; use auto, cpu, cuda or mps") from None
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }.get(device.type, False)
+    if not available:
+        raise ValueError(f"device={name}: not available on this machine; use device=auto or cpu")
+    return device
+
+
+def prepare_output(output: str | Path) -> Path:
+    """Create the output folder and make sure files can be written into it.
+
+    Raises:
+        ValueError: The folder cannot be created or written.
+    """
+    path = Path(output).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"output={output}: cannot write there ({type(error).__name__}: {error.strerror or error}); "
+            "choose a folder you can write to"
+        ) from None
+    return path
+
+
+def check_checkpoint(trained: TrainedModel, ckpt_path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check the checkpoint's classes and statistics agree; return the mean and std.
+
+    Raises:
+        ValueError: Class names or statistics do not match the network's config.
+    """
+    channels, classes = trained.in_channels, trained.num_classes
+    if trained.class_names and len(trained.class_names) != classes:
+        raise ValueError(
+            f"{ckpt_path}: the checkpoint names {len(trained.class_names)} classes "
+            f"({', '.join(trained.class_names)}) but model.num_classes={classes} in its config"
+        )
+    mean = trained.mean or trained.config.get("data", {}).get("mean") or []
+    std = trained.std or trained.config.get("data", {}).get("std") or []
+    if not mean or not std:
+        log.warning("%s: no input statistics stored; images are only scaled to [0, 1]", ckpt_path)
+        mean, std = [0.0] * channels, [1.0] * channels
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(
+            f"{ckpt_path}: the checkpoint stores statistics of {len(mean)} channels but "
+            f"model.in_channels={channels} in its config"
+        )
+    return np.asarray(mean, np.float32), np.asarray(std, np.float32)
+
+
+def check_input(image: InputImage, trained: TrainedModel) -> None:
+    """Check the image's channels fit the network.
+
+    Raises:
+        ValueError: One line naming the file, its channels and the model's.
+    """
+    channels = image.items.shape[-1]
+    if channels != trained.in_channels:
+        hint = (
+            "convert the image to grayscale"
+            if trained.in_channels == 1
+            else f"give images with {trained.in_channels} channels"
+        )
+        raise ValueError(
+            f"{image.path}: image has {channels} channels but the model expects "
+            f"{trained.in_channels} (model.in_channels={trained.in_channels} in the "
+            f"checkpoint's config); {hint}"
+        )
+
+
+def check_options(cfg: DictConfig) -> None:
+    """Reject missing or unsupported options before any work is done."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ValueError(
+            f"missing {', '.join(f'{key}=...' for key in missing)}; usage: unetlab-predict "
+            "ckpt_path=PATH input=FILE|DIR|GLOB output=DIR"
+        )
+    if cfg.blend not in BLEND_MODES:
+        raise ValueError(
+            f"blend={cfg.blend} is not supported; choose one of {', '.join(BLEND_MODES)}"
+        )
+    if not 0 <= cfg.overlap < 1:
+        raise ValueError(f"overlap={cfg.overlap} must be in [0, 1)")
+    if cfg.batch_size < 1:
+        raise ValueError(f"batch_size={cfg.batch_size} must be >= 1")
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def _tile_size(cfg: DictConfig, spatial_dims: int) -> int | list[int]:
+    return _plain(cfg.tile_size) or DEFAULT_TILE_SIZE[spatial_dims]
+
+
+def _unique_stems(paths: list[Path]) -> None:
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in seen:
+            raise ValueError(
+                f"input: {seen[path.stem]} and {path} would write the same output name "
+                f"'{path.stem}'; predict them into different output folders"
+            )
+        seen[path.stem] = path
+
+
+def _progress_bar(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+    )
+
+
+def predict_file(
+    image: InputImage,
+    trained: TrainedModel,
+    statistics: tuple[np.ndarray, np.ndarray],
+    cfg: DictConfig,
+    output_dir: Path,
+    device: torch.device,
+    advance: Callable[[int], None] | None = None,
+) -> list[Path]:
+    """Predict every image or volume of one input file and write its outputs.
+
+    Returns:
+        The files written.
+    """
+    spatial_dims = image.items.ndim - 2
+    mean, std = statistics
+    dtype = label_dtype(trained.num_classes)
+    labels = np.empty(image.items.shape[:-1], dtype)
+    probabilities: list[np.ndarray] = []
+    written: list[Path] = []
+    for index, item in enumerate(image.items):
+        unit = scale_to_unit(item.reshape(-1, *item.shape[-2:])).reshape(item.shape)
+        net_input = np.moveaxis(standardize(unit, mean, std), -1, 0)
+        logits = overlap_tile_predict(
+            net_input,
+            trained.net,
+            tile_size=_tile_size(cfg, spatial_dims),
+            overlap=cfg.overlap,
+            batch_size=cfg.batch_size,
+            blend=cfg.blend,
+            tta=_plain(cfg.tta),
+            device=device,
+            progress=advance,
+        )
+        del net_input
+        if logits.shape[0] != trained.num_classes:
+            raise ValueError(
+                f"{cfg.ckpt_path}: the network outputs {logits.shape[0]} classes but "
+                f"model.num_classes={trained.num_classes} in the checkpoint's config"
+            )
+        labels[index] = labels_from_logits(logits, dtype)
+        if cfg.save_probabilities:
+            probabilities.append(probabilities_from_logits(logits))
+        del logits
+        if cfg.save_overlay:
+            name = image.path.stem + (f"_{index:03d}" if len(image.items) > 1 else "")
+            plane, plane_labels = unit, labels[index]
+            if spatial_dims == 3:
+                middle = plane.shape[0] // 2
+                plane, plane_labels = plane[middle], plane_labels[middle]
+                name += f"_z{middle:03d}"
+            path = output_dir / "overlays" / f"{name}.png"
+            write_overlay(path, overlay_rgb(plane, plane_labels, cfg.overlay_alpha))
+            written.append(path)
+    path = mask_path(output_dir, image, cfg.mask_format)
+    write_mask(path, labels if image.stacked else labels[0])
+    written.insert(0, path)
+    if probabilities:
+        spatial = "ZYX"[-spatial_dims:]
+        if image.stacked:
+            data, axes = (
+                np.stack(probabilities),
+                ("Z" if spatial_dims == 2 else "Q") + "C" + spatial,
+            )
+        else:
+            data, axes = probabilities[0], "C" + spatial
+        path = output_dir / "probabilities" / f"{image.path.stem}.tif"
+        write_probabilities(path, data, axes)
+        written.insert(1, path)
+    return written
+
+
+def predict(cfg: DictConfig) -> dict[str, Any]:
+    """Predict every input image with a trained checkpoint and write the results.
+
+    Args:
+        cfg: The composed ``predict`` config.
+
+    Returns:
+        Summary: ``images``, ``tiles``, ``seconds``, ``output`` and ``files`` (paths written).
+    """
+    started = time.perf_counter()
+    check_options(cfg)
+    names = parse_tta(_plain(cfg.tta))
+    inputs = find_inputs(cfg.input)
+    _unique_stems(inputs)
+    output_dir = prepare_output(cfg.output)
+    device = resolve_device(cfg.device)
+    try:
+        trained = load_trained_model(cfg.ckpt_path)
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise ValueError(
+            f"{cfg.ckpt_path}: the weights do not fit the network built from its config "
+            f"({first_line})"
+        ) from None
+    statistics = check_checkpoint(trained, cfg.ckpt_path)
+    trained.net.to(device)
+    spatial_dims = int(trained.config["model"].get("spatial_dims", 2))
+    log.info(
+        "%d image(s) from %s with %s on %s; tta=%s",
+        len(inputs),
+        cfg.input,
+        type(trained.net).__name__,
+        device,
+        ",".join(names),
+    )
+    files: list[Path] = []
+    total_tiles = 0
+    with _progress_bar(cfg.progress) as bar:
+        images_task = bar.add_task("images", total=len(inputs))
+        tiles_task = bar.add_task("tiles", total=None)
+        for path in inputs:
+            image = read_input(path, spatial_dims)
+            check_input(image, trained)
+            grid = plan_tiles(
+                image.items.shape[1:-1], trained.net, _tile_size(cfg, spatial_dims), cfg.overlap
+            )
+            tiles = grid.num_tiles * len(image.items)
+            bar.reset(tiles_task, total=tiles, description=f"tiles of {path.name}")
+            written = predict_file(
+                image,
+                trained,
+                statistics,
+                cfg,
+                output_dir,
+                device,
+                advance=lambda n: bar.advance(tiles_task, n),
+            )
+            total_tiles += tiles
+            files += written
+            bar.advance(images_task)
+            log.info(
+                "%s: %d image(s) of %s, %d tiles of %s -> %s",
+                path,
+                len(image.items),
+                "x".join(map(str, image.items.shape[1:-1])),
+                grid.num_tiles,
+                "x".join(map(str, grid.input_shape)),
+                written[0],
+            )
+    return {
+        "images": len(inputs),
+        "tiles": total_tiles,
+        "seconds": time.perf_counter() - started,
+        "output": str(output_dir),
+        "files": files,
+    }
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point; expected problems end the run with one line on stderr."""
+    try:
+        summary = predict(cfg)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"unetlab-predict: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    print(
+        f"RESULT images={summary['images']} tiles={summary['tiles']} "
+        f"seconds={summary['seconds']:.1f} output={summary['output']}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

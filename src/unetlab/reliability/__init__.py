@@ -1,0 +1,18 @@
+"""Fault tolerance: atomic checkpoints, exact resume, epoch-wise seeding and one-line errors."""
+
+from unetlab.reliability.atomic_checkpoint import AtomicCheckpointIO, atomic_torch_save
+from unetlab.reliability.errors import REPORTED_ERRORS, error_summary
+from unetlab.reliability.resume import find_last_checkpoint, prepare_resume
+from unetlab.reliability.seeding import EpochShuffleSampler, derive_seed, run_seed
+
+__all__ = [
+    "REPORTED_ERRORS",
+    "AtomicCheckpointIO",
+    "EpochShuffleSampler",
+    "atomic_torch_save",
+    "derive_seed",
+    "error_summary",
+    "find_last_checkpoint",
+    "prepare_resume",
+    "run_seed",
+]

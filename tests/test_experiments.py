@@ -1,0 +1,123 @@
+"""Experiment, debug, trainer and search overlays compose into valid, runnable configs."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import hydra
+import pytest
+
+from tests.conftest import TINY_OVERRIDES
+from unetlab.config import check_config
+from unetlab.train import CONFIG_DIR, train
+
+EXPERIMENTS = sorted(p.stem for p in Path(CONFIG_DIR, "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_composes_and_checks(make_config, experiment: str) -> None:
+    cfg = make_config([f"experiment={experiment}", "data.root=/data/somewhere"], tiny=False)
+    check_config(cfg)
+    assert cfg.monitor.metric == "val/miou"
+
+
+def test_unet_paper_recipe(make_config) -> None:
+    cfg = make_config(["experiment=isbi2012_unet_paper", "data.root=/data/isbi"], tiny=False)
+    assert cfg.model._target_ == "unetlab.models.UNet"
+    assert (cfg.model.padding, cfg.model.base_channels, cfg.model.norm) == ("valid", 64, "none")
+    assert cfg.optimizer._target_ == "torch.optim.SGD" and cfg.optimizer.momentum == 0.99
+    assert cfg.data.batch_size == 1
+    assert cfg.loss._target_ == "unetlab.losses.WeightedCrossEntropyLoss"
+    augmentations = [t._target_ for t in cfg.data.train_augmentation.transforms]
+    assert "unetlab.data.transforms.ElasticDeformation" in augmentations
+    net = hydra.utils.instantiate(cfg.model)
+    assert net.output_shape((572, 572)) == (cfg.data.patch_size, cfg.data.patch_size)
+    assert sum(p.numel() for p in net.parameters()) == 31_030_658
+
+
+def test_resnet34_recipe(make_config) -> None:
+    cfg = make_config(["experiment=isbi2012_resnet34", "data.root=/data/isbi"], tiny=False)
+    assert cfg.model._target_ == "unetlab.models.ResNetUNet"
+    assert cfg.model.encoder == "resnet34" and cfg.model.encoder_weights == "imagenet"
+
+
+@pytest.mark.parametrize("model", ["unet", "resnet_unet", "attention_unet", "unet_plusplus"])
+def test_synthetic_quick_takes_any_model(make_config, model: str) -> None:
+    cfg = make_config(["experiment=synthetic_quick", f"model={model}"], tiny=False)
+    check_config(cfg)
+    assert cfg.trainer.max_epochs == 3 and cfg.data.source.image_size == 64
+
+
+@pytest.mark.parametrize("trainer", ["ddp", "ddp_cpu", "multinode"])
+def test_distributed_trainers_inherit_default(make_config, trainer: str) -> None:
+    cfg = make_config([f"trainer={trainer}"], tiny=False)
+    check_config(cfg)
+    assert cfg.trainer._target_ == "lightning.pytorch.trainer.Trainer"
+    assert cfg.trainer.max_epochs == 12
+    assert cfg.trainer.strategy in ("ddp", "ddp_fork")
+
+
+def test_slurm_launcher_follows_the_trainer(make_config) -> None:
+    cfg = make_config(
+        ["trainer=multinode", "trainer.num_nodes=3", "hydra/launcher=slurm_ddp"], tiny=False
+    )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (3, 4, 4)
+
+
+def test_optuna_search_follows_the_monitor(make_config) -> None:
+    cfg = make_config(["hparams_search=optuna"], tiny=False)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper")
+    assert sweeper.direction == "maximize"
+    assert sweeper.sampler.seed is not None and sweeper.max_failure_rate == 1.0
+    assert sweeper.storage == f"sqlite:///{cfg.hydra.sweep.dir}/optuna.db"
+    assert set(sweeper.params) == {
+        "optimizer.lr",
+        "optimizer.weight_decay",
+        "model",
+        "encoder",
+        "loss",
+    }
+    minimise = make_config(["hparams_search=optuna", "monitor.mode=min"], tiny=False)
+    assert minimise.hydra.sweeper.direction == "minimize"
+
+
+def test_debug_fast_dev_run(make_config) -> None:
+    cfg = make_config(["debug=fdr"])
+    assert cfg.task_name == "debug" and cfg.trainer.detect_anomaly
+    metrics, objects = train(cfg)
+    assert objects["trainer"].fast_dev_run
+    assert "test/miou" in metrics
+
+
+def test_debug_limit(make_config) -> None:
+    metrics, objects = train(make_config(["debug=limit", "trainer.max_epochs=2"]))
+    assert objects["trainer"].num_training_batches <= 4
+    assert Path(metrics["ckpt_path"]).is_file()
+
+
+def test_debug_profiler(make_config) -> None:
+    metrics, _ = train(make_config(["debug=profiler"]))
+    assert Path(metrics["output_dir"], "fit-profile.txt").is_file()
+
+
+def test_debug_overfit_drives_the_loss_down(make_config) -> None:
+    # Callbacks are off in this mode, so the shared tiny settings (which remove one) do not
+    # apply; these are the same without it.
+    tiny = [o for o in TINY_OVERRIDES if not o.startswith(("~callbacks", "trainer.max_epochs"))]
+    cfg = make_config(
+        [*tiny, "debug=overfit", "trainer.max_epochs=8", "optimizer.lr=0.01"], tiny=False
+    )
+    metrics, objects = train(cfg)
+    trainer = objects["trainer"]
+    assert trainer.checkpoint_callback is None and trainer.early_stopping_callback is None
+    with open(Path(metrics["output_dir"], "metrics.csv")) as handle:
+        losses = [
+            float(row["train/loss_epoch"])
+            for row in csv.DictReader(handle)
+            if row.get("train/loss_epoch")
+        ]
+    assert len(losses) == 8 and losses[-1] < 0.7 * losses[0]
