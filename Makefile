@@ -27,6 +27,17 @@ test: $(STAMP)
 test-all: PYTEST_ARGS =
 test-all: test
 
+# Speed against segmentation_models_pytorch and torchmetrics; rewrites docs/benchmarks.md.
+# ARGS="--quick" for a smoke run, ARGS="--device cuda" on a GPU machine.
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS),bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python scripts/bench_train.py $(ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts train.py
 	$(BIN)/ruff format --check src tests scripts train.py

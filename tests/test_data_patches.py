@@ -35,7 +35,7 @@ def test_crop_reflect_mirrors_beyond_the_border() -> None:
     padded = np.pad(array, 20, mode="reflect")
     for top, left, height, width in [(-3, -4, 10, 12), (2, 3, 2, 2), (-20, -20, 45, 47)]:
         expected = padded[top + 20 : top + 20 + height, left + 20 : left + 20 + width]
-        assert np.array_equal(crop_reflect(array, top, left, height, width), expected)
+        assert np.array_equal(crop_reflect(array, (top, left), (height, width)), expected)
 
 
 def test_foreground_oversampling_fraction() -> None:
@@ -47,7 +47,7 @@ def test_foreground_oversampling_fraction() -> None:
     def hit_rate(fraction: float) -> float:
         sampler = PatchSampler(ContextPlanner(), 10, fraction)
         windows = [sampler.sample(mask.shape, foreground, rng) for _ in range(400)]
-        return np.mean([crop_reflect(mask, w.top, w.left, 10, 10).any() for w in windows])
+        return np.mean([crop_reflect(mask, w.start, (10, 10)).any() for w in windows])
 
     assert hit_rate(0.0) < 0.1
     assert hit_rate(1.0) == 1.0
@@ -141,5 +141,5 @@ def test_training_a_valid_net_on_patches(make_config, loss: str) -> None:
     )
     metrics, objects = train(cfg)
     assert 0.0 <= metrics["val/miou_best"] <= 1.0
-    sizes = objects["datamodule"].sampler.sizes
-    assert sizes is not None and sizes[0] > sizes[1] >= 12
+    shapes = objects["datamodule"].sampler.patch_shapes(2)
+    assert shapes is not None and shapes[0][0] > shapes[1][0] >= 12

@@ -15,10 +15,19 @@ from unetlab.train import train
 @pytest.mark.timeout(300)
 def test_ddp_cpu_val_miou_equals_one_process(make_config) -> None:
     # 12 images give 2 validation images: one per process, none repeated by the sampler.
-    cfg = make_config(["trainer=ddp_cpu", "callbacks.prediction_images.every_n_epochs=1"])
+    # Monitoring the loss checks that the best score comes back from the forked processes.
+    cfg = make_config(
+        [
+            "trainer=ddp_cpu",
+            "callbacks.prediction_images.every_n_epochs=1",
+            "monitor.metric=val/loss",
+            "monitor.mode=min",
+        ]
+    )
     metrics, objects = train(cfg)
     assert objects["trainer"].world_size == 2
     assert 0.0 <= metrics["test/miou"] <= 1.0
+    assert metrics["val/loss_best"] == pytest.approx(metrics["val/loss"])
     assert Path(metrics["output_dir"], "predictions.png").is_file()
 
     # The checkpoint holds the weights both processes validated with; one process scores

@@ -51,7 +51,7 @@ def test_onnx_export_beside_the_checkpoint_with_parity_and_metadata(
     assert result["max_abs_diff"] <= 1e-4
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("parity onnxruntime vs PyTorch: max abs diff")
-    assert "(1, 1, 64, 64)" in lines[0] and "(2, 1, 49, 49)" in lines[1]
+    assert "(1, 1, 49, 49)" in lines[0] and "(2, 1, 64, 64)" in lines[1]
     metadata = {p.key: p.value for p in onnx.load(result["output"]).metadata_props}
     stored = json.loads(metadata[METADATA_KEY])
     assert stored["class_names"] == ["class_0", "class_1", "class_2"]

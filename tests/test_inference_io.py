@@ -12,6 +12,7 @@ from PIL import Image
 
 from unetlab.inference import outputs
 from unetlab.inference.io import (
+    display_range,
     find_inputs,
     label_dtype,
     mask_path,
@@ -113,15 +114,18 @@ def test_mask_path_and_round_trips(tmp_path: Path) -> None:
     np.testing.assert_allclose(stored, probabilities, atol=1e-3)
 
 
-def test_overlay_tints_classes_and_leaves_background_grey() -> None:
-    image = np.full((6, 8, 1), 0.5, np.float32)
+def test_overlay_stretches_the_image_and_tints_classes() -> None:
+    image = np.linspace(10, 60, 48, dtype=np.float32).reshape(6, 8, 1)
     labels = np.zeros((6, 8), np.uint8)
     labels[1:5, 2:7] = 1
     rgb = overlay_rgb(image, labels, alpha=0.5, chunk_rows=4)
     assert rgb.shape == (6, 8, 3) and rgb.dtype == np.uint8
-    np.testing.assert_array_equal(rgb[0, 0], [128, 128, 128])
-    np.testing.assert_array_equal(rgb[1, 2], [31, 119, 180])  # outline: opaque class colour
-    np.testing.assert_array_equal(rgb[2, 3], np.rint((127.5 + np.array([31, 119, 180])) / 2))
+    low, high = display_range(image)[:, 0]
+    grey = np.clip((image[..., 0] - low) / (high - low) * 255, 0, 255)
+    assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[-1, -1].tolist() == [255, 255, 255]
+    np.testing.assert_array_equal(rgb[0, 3], np.rint([grey[0, 3]] * 3))
+    np.testing.assert_array_equal(rgb[1, 2], [255, 127, 14])  # outline: opaque class colour
+    np.testing.assert_array_equal(rgb[2, 3], np.rint((grey[2, 3] + np.array([255, 127, 14])) / 2))
 
 
 def test_labels_and_probabilities_slab_by_slab(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -59,7 +59,9 @@ def test_test_run_reports_em_metrics_per_image_mean() -> None:
 
     cells_true = (truths != 1).numpy()
     cells_pred = (predictions != 1).numpy()
-    expected_pixel = np.mean([pixel_error(p, t) for p, t in zip(cells_pred, cells_true, strict=True)])
+    expected_pixel = np.mean(
+        [pixel_error(p, t) for p, t in zip(cells_pred, cells_true, strict=True)]
+    )
     expected_rand = np.mean([rand_error(p, t) for p, t in zip(cells_pred, cells_true, strict=True)])
     assert results["test/pixel_error"] == pytest.approx(expected_pixel, abs=1e-6)
     assert results["test/rand_error"] == pytest.approx(expected_rand, abs=1e-6)

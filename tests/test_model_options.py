@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 
 import pytest
 import torch
+from omegaconf import DictConfig
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 import unetlab.models.base
 from unetlab.models import AttentionUNet, ResNetUNet, SegmentationNet, UNet, UNetPlusPlus
+from unetlab.train import train
 
 BUILDERS: dict[str, Callable[..., SegmentationNet]] = {
     "unet": lambda **o: UNet(1, 3, base_channels=4, depth=3, dropout=0.3, **o),
@@ -153,3 +156,22 @@ def test_compile_is_applied_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
     net = BUILDERS["unet"](compile=True)
     assert net.apply_run_options() is net and calls == [net]
     assert BUILDERS["unet"]().apply_run_options() is not None and len(calls) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Precision bf16-mixed is not supported by the model summary")
+def test_training_runs_with_the_options(make_config: Callable[..., DictConfig]) -> None:
+    options = ["model.checkpointing=true", "model.channels_last=true"]
+    cfg = make_config([*options, "trainer.precision=bf16-mixed"])
+    metrics, objects = train(cfg)
+    net = objects["module"].net
+    assert net.checkpointing and net.channels_last
+    first = next(p for p in net.parameters() if p.dim() == 4)
+    assert first.is_contiguous(memory_format=torch.channels_last)
+    assert math.isfinite(metrics["train/loss"])
+
+
+@pytest.mark.slow
+def test_training_runs_compiled(make_config: Callable[..., DictConfig]) -> None:
+    metrics, objects = train(make_config(["model.compile=true", "test=false"]))
+    assert objects["module"].net._compiled_call_impl is not None
+    assert math.isfinite(metrics["train/loss"])

@@ -109,6 +109,15 @@ def test_three_dimensional_valid_unet() -> None:
         assert model(torch.randn(1, 1, 44, 44, 52)).shape == (1, 2, 4, 4, 12)
 
 
+@pytest.mark.parametrize("name", ["unet", "attention_unet"])
+def test_3d_unet_paper_maps_132x132x116_to_44x44x28(name: str) -> None:
+    # Çiçek et al. (2016): three poolings and unpadded convolutions, at a fraction of the width.
+    model = tiny(name, spatial_dims=3, base_channels=1, depth=3, padding="valid", norm="none")
+    assert model.output_shape((132, 132, 116)) == (44, 44, 28)
+    with torch.no_grad():
+        assert model(torch.zeros(1, 1, 132, 132, 116)).shape == (1, 2, 44, 44, 28)
+
+
 @pytest.mark.parametrize(
     ("norm", "norm_order", "upsample", "layers"),
     [

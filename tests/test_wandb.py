@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.test_cli import ROOT
 from tests.wandb_offline import offline_run_contents
+from unetlab.loggers import instantiate_loggers
 from unetlab.train import train
 
 
@@ -37,3 +42,45 @@ def test_wandb_offline_run_has_metrics_config_and_media(
     assert sum(".mask." in name for name in media_names) >= 2
     assert config["model"]["base_channels"] == cfg.model.base_channels
     assert "${" not in json.dumps(config)
+
+
+def test_multirun_job_is_its_own_run_in_the_sweep_group(
+    make_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    sweep_dir = tmp_path / "multiruns" / "2026-01-02_03-04-05"
+    cfg = make_config(
+        ["logger=wandb", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={sweep_dir}", "hydra.job.num=3"]
+    )
+    job_dir = sweep_dir / "3"
+    (logger,) = instantiate_loggers(cfg.logger, job_dir)
+    assert logger._wandb_init["group"] == "2026-01-02_03-04-05"
+    assert logger._wandb_init["name"] == "3"
+
+    single = make_config(["logger=wandb", "logger.wandb.name=mine"])
+    (logger,) = instantiate_loggers(single.logger, tmp_path / "run")
+    assert logger._wandb_init["group"] is None and logger._wandb_init["name"] == "mine"
+
+
+def test_online_without_api_key_is_one_clear_line(tmp_path: Path, data_cache: Path) -> None:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("WANDB_") and key != "NETRC"
+    }
+    env["HOME"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "logger=wandb", f"paths.cache_dir={data_cache}"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: logger=wandb logs online but no W&B API key was found: run `wandb login` "
+        "(or set WANDB_API_KEY), or log offline with WANDB_MODE=offline"
+    )
+    assert "Traceback" not in result.stderr

@@ -78,7 +78,12 @@ def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu
             f"{path}: checkpoint has no '{CONFIG_KEY}' entry; it was not written by "
             "unetlab's train.py"
         )
-    net = hydra.utils.instantiate(config["model"])
+    model_config = dict(config["model"])
+    if model_config.get("encoder_weights") is not None:
+        # The checkpoint's weights replace any pretrained ones: do not look for those files.
+        model_config["encoder_weights"] = None
+        model_config["weights_path"] = None
+    net = hydra.utils.instantiate(model_config)
     prefix = "net."
     state = {
         key[len(prefix) :]: value

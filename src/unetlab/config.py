@@ -111,21 +111,31 @@ def check_config(cfg: DictConfig) -> None:
     if missing:
         key = missing[0]
         raise ConfigError(f"{key} is missing: set it on the command line, e.g. {key}=...")
-    _check_node(OmegaConf.to_container(job, resolve=True), "")
+    _check_node(
+        OmegaConf.to_container(job, resolve=True), OmegaConf.to_container(job, resolve=False), ""
+    )
 
 
-def _check_node(node: Any, path: str) -> None:
+def _check_node(node: Any, raw: Any, path: str) -> None:
+    """Walk the resolved config; ``raw`` is the same part before interpolation."""
     if isinstance(node, dict):
         if "_target_" in node:
-            _check_call(node, path)
+            _check_call(node, raw, path)
         for key, value in node.items():
-            _check_node(value, f"{path}.{key}" if path else str(key))
+            _check_node(value, raw.get(key), f"{path}.{key}" if path else str(key))
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            _check_node(value, f"{path}[{index}]")
+            _check_node(value, raw[index], f"{path}[{index}]")
 
 
-def _check_call(node: dict, path: str) -> None:
+def _setting(key: str, value: Any, raw: Any) -> str:
+    """``key=value``, naming the key a ``${...}`` value comes from: that is the one to fix."""
+    if isinstance(raw, str) and raw.startswith("${") and raw.endswith("}") and ":" not in raw:
+        return f"{raw[2:-1]}={value!r} (used as {key})"
+    return f"{key}={value!r}"
+
+
+def _check_call(node: dict, raw: dict, path: str) -> None:
     """Compare one ``_target_`` node with its target's signature."""
     where = f"{path}." if path else ""
     target = node["_target_"]
@@ -156,14 +166,12 @@ def _check_call(node: dict, path: str) -> None:
             )
         hint = hints.get(key)
         if hint is not None and not _conforms(value, hint):
+            setting = _setting(f"{where}{key}", value, raw.get(key))
             choices = _literal_choices(hint)
             if choices:
-                raise ConfigError(
-                    f"{where}{key}={value!r} is not valid; choose one of {', '.join(choices)}"
-                )
+                raise ConfigError(f"{setting} is not valid; choose one of {', '.join(choices)}")
             raise ConfigError(
-                f"{where}{key}={value!r} has the wrong type ({type(value).__name__}); "
-                f"expected {_describe(hint)}"
+                f"{setting} has the wrong type ({type(value).__name__}); expected {_describe(hint)}"
             )
 
 
@@ -218,7 +226,9 @@ def _literal_choices(hint: Any) -> list[str]:
             choices += [str(choice) for choice in arm.__args__]
         elif arm is type(None):
             choices.append("null")
-    return choices if any(typing.get_origin(arm) is typing.Literal for arm in arms) else []
+    if not any(typing.get_origin(arm) is typing.Literal for arm in arms):
+        return []
+    return list(dict.fromkeys(choices))
 
 
 def _describe(hint: Any) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 import torch.distributed as dist
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import CSVLogger
@@ -104,6 +105,28 @@ def continue_csv_logs(loggers: list) -> None:
             header = next(csv.reader(handle), [])
         writer = logger.experiment
         writer.metrics_keys = sorted(set(writer.metrics_keys) | set(header))
+
+
+def best_score_in_checkpoint(path: str | Path, monitor: str) -> float | None:
+    """The best ``monitor`` score that a checkpoint's ``ModelCheckpoint`` state records.
+
+    With ``ddp_fork`` / ``ddp_spawn`` the main process gets the best checkpoint's path back
+    from the workers, but not its score.
+
+    Args:
+        path: The best checkpoint.
+        monitor: The monitored metric, e.g. ``val/miou``.
+
+    Returns:
+        The score, or ``None`` if the checkpoint holds none for ``monitor``.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    for state in checkpoint.get("callbacks", {}).values():
+        if not isinstance(state, dict) or state.get("monitor") != monitor:
+            continue
+        if state.get("best_model_score") is not None:
+            return float(state["best_model_score"])
+    return None
 
 
 @contextmanager

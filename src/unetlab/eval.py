@@ -32,8 +32,6 @@ from unetlab.checkpoint import load_trained_model
 from unetlab.config import ConfigError
 from unetlab.train import CONFIG_DIR, build_module, one_line
 
-log = logging.getLogger(__name__)
-
 SPLITS = ("test", "val")
 RUN_PREFIX = "data."
 USAGE = (
@@ -127,11 +125,21 @@ def evaluate(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         run(module, datamodule=datamodule, verbose=False)
-    return {
+    scores = {
         name: float(value)
-        for name, value in sorted(trainer.callback_metrics.items())
+        for name, value in trainer.callback_metrics.items()
         if name.startswith(f"{split}/") and not name.endswith("_best") and value.numel() == 1
     }
+    return dict(sorted(scores.items(), key=lambda item: _metric_order(item[0])))
+
+
+def _metric_order(name: str) -> tuple[int, str]:
+    """mIoU and pixel accuracy first, then per-class IoU and Dice, the EM errors, the loss."""
+    kind = name.split("/", 1)[1]
+    for rank, prefix in enumerate(("miou", "pixel_accuracy", "iou/", "dice/", "pixel_error")):
+        if kind.startswith(prefix):
+            return rank, name
+    return (5, name) if kind != "loss" else (6, name)
 
 
 def metrics_table(metrics: dict[str, float], title: str) -> Table:

@@ -141,12 +141,17 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {
 def example_shapes(
     trained: TrainedModel, input_size: int | Sequence[int] | None = None
 ) -> list[tuple[int, ...]]:
-    """Two input shapes for the parity check: the export example and another batch and size.
+    """The input the network is exported on, then a second input for the parity check.
+
+    Export records one path through the network's Python code. Same-padding networks
+    branch on whether a size needs padding to a multiple of ``size_multiple``, so they are
+    exported on a size that does (the general path) and checked on the requested size too,
+    with another batch size. Valid-padding networks are exported on the requested size,
+    raised to the nearest valid one, and checked on the next smaller valid size.
 
     Args:
         trained: The checkpoint's network and config.
-        input_size: Spatial size of the example, one per axis or one for all; valid-padding
-            networks get the nearest valid size at least as large.
+        input_size: Spatial size, one per axis or one for all (default: 256 in 2-D, 64 in 3-D).
     """
     model = trained.config["model"]
     spatial_dims = int(model.get("spatial_dims", 2))
@@ -156,15 +161,17 @@ def example_shapes(
     if getattr(net, "padding", "same") == "valid":
         depth, dilation = net.depth, getattr(net, "bottleneck_dilation", 1)
         smallest = input_size_for_output(1, depth, dilation)
-        first = [
+        exported = [
             min(valid_input_sizes(depth, s, s + 2**depth, dilation) or [smallest]) for s in sizes
         ]
-        second = [max(smallest, s - 2**depth) for s in first]
+        checked = [max(smallest, s - 2**depth) for s in exported]
     else:
-        first = sizes
-        second = [max(1, s - s // 4 + 1) for s in sizes]
+        multiple = getattr(net, "size_multiple", 1)
+        exported = [max(1, s - s // 4 + 1) for s in sizes]
+        exported = [s + 1 if multiple > 1 and s % multiple == 0 else s for s in exported]
+        checked = sizes
     channels = trained.in_channels
-    return [(1, channels, *first), (2, channels, *second)]
+    return [(1, channels, *exported), (2, channels, *checked)]
 
 
 def _metadata(trained: TrainedModel) -> dict[str, Any]:

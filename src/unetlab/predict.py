@@ -182,6 +182,11 @@ def _progress_bar(enabled: bool) -> Progress:
     )
 
 
+def unit_intensities(item: np.ndarray) -> np.ndarray:
+    """An image (*spatial, C) scaled to about [0, 1] as in training, volumes as a whole."""
+    return scale_to_unit(item.reshape(-1, *item.shape[-2:])).reshape(item.shape)
+
+
 def predict_file(
     image: InputImage,
     trained: TrainedModel,
@@ -203,10 +208,9 @@ def predict_file(
     probabilities: list[np.ndarray] = []
     written: list[Path] = []
     for index, item in enumerate(image.items):
-        unit = scale_to_unit(item.reshape(-1, *item.shape[-2:])).reshape(item.shape)
-        net_input = np.moveaxis(standardize(unit, mean, std), -1, 0)
+        # The normalised input is only referenced by the call, so it is freed right after.
         logits = overlap_tile_predict(
-            net_input,
+            np.moveaxis(standardize(unit_intensities(item), mean, std), -1, 0),
             trained.net,
             tile_size=_tile_size(cfg, spatial_dims),
             overlap=cfg.overlap,
@@ -216,7 +220,6 @@ def predict_file(
             device=device,
             progress=advance,
         )
-        del net_input
         if logits.shape[0] != trained.num_classes:
             raise ValueError(
                 f"{cfg.ckpt_path}: the network outputs {logits.shape[0]} classes but "
@@ -227,8 +230,9 @@ def predict_file(
             probabilities.append(probabilities_from_logits(logits))
         del logits
         if cfg.save_overlay:
+            # Scaled again rather than kept through the tiling: it is cheap, memory is not.
+            plane, plane_labels = unit_intensities(item), labels[index]
             name = image.path.stem + (f"_{index:03d}" if len(image.items) > 1 else "")
-            plane, plane_labels = unit, labels[index]
             if spatial_dims == 3:
                 middle = plane.shape[0] // 2
                 plane, plane_labels = plane[middle], plane_labels[middle]
@@ -282,7 +286,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     trained.net.to(device)
     spatial_dims = int(trained.config["model"].get("spatial_dims", 2))
     log.info(
-        "%d image(s) from %s with %s on %s; tta=%s",
+        "%d file(s) from %s with %s on %s; tta=%s",
         len(inputs),
         cfg.input,
         type(trained.net).__name__,
@@ -314,11 +318,11 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
             total_tiles += tiles
             files += written
             bar.advance(images_task)
+            size = "x".join(map(str, image.items.shape[1:-1]))
             log.info(
-                "%s: %d image(s) of %s, %d tiles of %s -> %s",
+                "%s: %s, %d tiles of %s -> %s",
                 path,
-                len(image.items),
-                "x".join(map(str, image.items.shape[1:-1])),
+                f"{len(image.items)} x {size}" if image.stacked else size,
                 grid.num_tiles,
                 "x".join(map(str, grid.input_shape)),
                 written[0],

@@ -1,4 +1,4 @@
-"""The summary of a multirun: one row per job, written to the sweep folder at the end.
+"""The summary of a multirun: one row per job, in the sweep folder.
 
 ``SweepSummary`` is a Hydra callback (``hydra.callbacks`` in ``conf/hydra/default.yaml``). At
 the end of each job it writes ``sweep_job.json`` into the job's folder, so it works with any
@@ -26,7 +26,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from lightning.fabric.utilities.rank_zero import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 JOB_FILE = "sweep_job.json"
 RESULT_FILE = "result.json"
@@ -104,6 +104,16 @@ def varying_overrides(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
     ]
 
 
+def _short(override: str) -> str:
+    """``key=value`` with a long float value cut to 4 significant digits (for tables)."""
+    key, sep, value = override.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return override
+    return f"{key}{sep}{number:.4g}" if len(value) > 8 else override
+
+
 def _number(value: float | None, digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
@@ -145,7 +155,7 @@ def write_summary(rows: Sequence[dict[str, Any]], sweep_dir: Path, monitor_key: 
         status = row["status"] if not row["error"] else f"{row['status']}: {row['error']}"
         cells = [
             str(row["job"]),
-            " ".join(f"`{override}`" for override in overrides),
+            " ".join(f"`{_short(override)}`" for override in overrides),
             status.replace("|", "/").replace("\n", " "),
             _number(row[monitor_key], 4),
             _number(row[TEST_METRIC], 4),
@@ -176,6 +186,11 @@ def summarize_sweep(sweep_dir: Path, monitor_key: str) -> tuple[str, list[dict[s
     return write_summary(rows, sweep_dir, monitor_key), rows
 
 
+def _monitor_key(config: DictConfig) -> str:
+    """Name of the value a job returns: the best monitored metric."""
+    return f"{OmegaConf.select(config, 'monitor.metric', default='val/miou')}_best"
+
+
 class SweepSummary(Callback):
     """Hydra callback writing ``summary.csv`` and ``summary.md`` after every job of a multirun."""
 
@@ -193,11 +208,11 @@ class SweepSummary(Callback):
             job_return,
             output_dir,
             int(config.hydra.job.num),
-            f"{config.monitor.metric}_best",
+            _monitor_key(config),
             time.perf_counter() - self._started,
         )
         _write_atomic(output_dir / JOB_FILE, json.dumps(row, indent=2))
-        summarize_sweep(Path(config.hydra.sweep.dir), f"{config.monitor.metric}_best")
+        summarize_sweep(Path(config.hydra.sweep.dir), _monitor_key(config))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # The sweep folder is under paths.log_dir, which reads ${hydra:runtime.cwd}: Hydra's
@@ -209,7 +224,7 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        table, rows = summarize_sweep(sweep_dir, f"{config.monitor.metric}_best")
+        table, rows = summarize_sweep(sweep_dir, _monitor_key(config))
         if not rows:
             return
         failed = sum(row["status"] == "failed" for row in rows)

@@ -10,36 +10,21 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import hydra
-import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
-from torch import nn
 
-from unetlab.config import (
-    ConfigError,
-    check_config,
-    instantiate_group,
-    resolved_container,
-    save_run_info,
-)
-from unetlab.distributed import (
-    continue_csv_logs,
-    job_process_group,
-    leave_process_group,
-    use_hydra_job_command,
-)
-from unetlab.lightning_module import UNetModule
-from unetlab.loggers import instantiate_loggers
-from unetlab.losses import DeepSupervisionLoss
-from unetlab.reliability import REPORTED_ERRORS, error_summary, prepare_resume
-from unetlab.sweep import RESULT_FILE
+# `python train.py --help` answers without importing torch and Lightning (seconds of
+# start-up): the functions below import them, and the modules that do, when they run.
+if TYPE_CHECKING:
+    import lightning as L
+    from torch import nn
+
+    from unetlab.lightning_module import UNetModule
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +52,15 @@ def build_module(
         em_membrane_class: The membrane class of EM data (adds the ISBI test metrics).
         net: An already built network (e.g. from a checkpoint) instead of ``cfg.model``.
     """
-    net = net if net is not None else hydra.utils.instantiate(cfg.model)
+    from unetlab.config import resolved_container
+    from unetlab.lightning_module import UNetModule
+    from unetlab.losses import DeepSupervisionLoss
+    from unetlab.models import SegmentationNet
+
+    if net is None:
+        net = hydra.utils.instantiate(cfg.model)
+        if isinstance(net, SegmentationNet):  # model.channels_last, model.compile
+            net.apply_run_options()
     loss = hydra.utils.instantiate(cfg.loss)
     if cfg.model.get("deep_supervision"):
         loss = DeepSupervisionLoss(loss)
@@ -96,6 +89,15 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         ``(metrics, objects)``: final metrics as floats (including ``val/miou_best``,
         ``test/miou``, ``ckpt_path``, ``output_dir``) and the instantiated objects.
     """
+    import lightning as L
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    from unetlab.config import check_config, instantiate_group, save_run_info
+    from unetlab.distributed import job_process_group, use_hydra_job_command
+    from unetlab.loggers import instantiate_loggers
+    from unetlab.reliability import prepare_resume
+    from unetlab.sweep import RESULT_FILE
+
     started = time.perf_counter()
     check_config(cfg)
     prepare_resume(cfg)
@@ -147,6 +149,12 @@ def _fit_and_test(
     Returns:
         The metrics and the best checkpoint's path ("" without checkpointing).
     """
+    from unetlab.distributed import (
+        best_score_in_checkpoint,
+        continue_csv_logs,
+        leave_process_group,
+    )
+
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     _check_finite(module, metrics)
@@ -154,6 +162,11 @@ def _fit_and_test(
     best_path = checkpoint.best_model_path if checkpoint else ""
     if checkpoint is not None and checkpoint.best_model_score is not None:
         metrics[f"{cfg.monitor.metric}_best"] = float(checkpoint.best_model_score)
+    elif best_path:
+        # After ddp_fork / ddp_spawn the score stayed in the worker; the file has it.
+        score = best_score_in_checkpoint(best_path, cfg.monitor.metric)
+        if score is not None:
+            metrics[f"{cfg.monitor.metric}_best"] = score
 
     if not cfg.get("test"):
         return metrics, best_path
@@ -181,6 +194,8 @@ def _fit_and_test(
 
 def _check_finite(module: UNetModule, metrics: dict[str, float]) -> None:
     """Raise ``TrainingDiverged`` if a logged loss or any weight is NaN or infinite."""
+    import torch
+
     bad = [
         f"{name}={value}"
         for name, value in metrics.items()
@@ -213,6 +228,9 @@ def _print_summary(cfg: DictConfig, metrics: dict[str, Any], callbacks: list) ->
 
 def one_line(error: BaseException) -> str:
     """An exception's message on one line (see ``error_summary``)."""
+    from unetlab.config import ConfigError
+    from unetlab.reliability import error_summary
+
     if isinstance(error, ConfigError):
         return " ".join(str(error).split())
     return error_summary(error)
@@ -225,6 +243,8 @@ def _run_sweep_job(cfg: DictConfig) -> float | None:
         The best monitored value, or ``None`` for a failed or diverged job (Optuna records
         the trial as failed).
     """
+    from unetlab.sweep import RESULT_FILE
+
     try:
         metrics, _ = train(cfg)
     except Exception as error:
@@ -245,6 +265,11 @@ def main(cfg: DictConfig) -> float | None:
     Config and data mistakes, NaN losses and failed DDP processes end the run with one line
     on stderr and exit code 1 (the full traceback with ``HYDRA_FULL_ERROR=1``). In a multirun a failed job does not stop the others.
     """
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    from unetlab.config import ConfigError
+    from unetlab.reliability import REPORTED_ERRORS
+
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         return _run_sweep_job(cfg)
     try:

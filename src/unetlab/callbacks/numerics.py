@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -12,10 +12,7 @@ from torch.optim import Optimizer
 
 log = logging.getLogger(__name__)
 
-FIX_HINT = (
-    "lower optimizer.lr, set trainer.gradient_clip_val (e.g. 1.0), check the input data, "
-    "or skip such batches with callbacks.nan_guard.action=skip"
-)
+FIX_HINT = "lower optimizer.lr, set trainer.gradient_clip_val (e.g. 1.0) or check the input data"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -27,7 +24,8 @@ class NonFiniteLossGuard(L.Callback):
 
     ``stop`` ends the run with ``NonFiniteLossError`` naming the global step, the epoch, the
     batch and the learning rate. ``skip`` drops that batch's update (its gradients are
-    removed before the optimizer step, so no weight, moment or weight decay changes), logs a
+    removed before the optimizer step, so no weight, moment or weight decay changes, and the
+    buffers its forward pass changed, such as batch-norm statistics, are restored), logs a
     warning, and goes on; ``max_consecutive_skips`` non-finite losses in a row still stop the
     run, as the weights have then diverged. In a DDP run the decision is shared by all
     processes, so they stop or skip together.
@@ -51,6 +49,14 @@ class NonFiniteLossGuard(L.Callback):
         self.skipped_steps: list[int] = []
         self._consecutive = 0
         self._skip_next_step = False
+        self._buffers: list[Tensor] = []
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.action == "skip" and not self._skip_next_step:
+            # Restored if this batch is skipped (with gradient accumulation: the first skipped).
+            self._buffers = [buffer.detach().clone() for buffer in pl_module.buffers()]
 
     def on_before_backward(
         self, trainer: L.Trainer, pl_module: L.LightningModule, loss: Tensor
@@ -67,11 +73,13 @@ class NonFiniteLossGuard(L.Callback):
         )
         self._consecutive += 1
         if self.action == "stop":
-            raise NonFiniteLossError(f"{where}; {FIX_HINT}")
+            raise NonFiniteLossError(
+                f"{where}; {FIX_HINT}, or skip such batches with callbacks.nan_guard.action=skip"
+            )
         if self._consecutive > self.max_consecutive_skips:
             raise NonFiniteLossError(
                 f"{where}: {self._consecutive} non-finite losses in a row, the run has "
-                f"diverged; {FIX_HINT.rsplit(', or', 1)[0]}"
+                f"diverged; {FIX_HINT}"
             )
         log.warning("%s; skipping this batch's update", where)
         self.skipped_steps.append(trainer.global_step)
@@ -83,6 +91,9 @@ class NonFiniteLossGuard(L.Callback):
         if self._skip_next_step:
             # Optimizers leave parameters without a gradient untouched.
             optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                for saved, buffer in zip(self._buffers, pl_module.buffers(), strict=True):
+                    buffer.copy_(saved)
             self._skip_next_step = False
 
 

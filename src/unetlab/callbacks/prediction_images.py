@@ -19,7 +19,8 @@ class PredictionImages(L.Callback):
 
     After each validation epoch the first ``num_images`` validation images are drawn to
     ``<dirpath>/val_epoch_<n>.png``; after testing (with the best checkpoint) the first test
-    images are drawn to ``<dirpath>/../predictions.png``.
+    images are drawn to ``<dirpath>/../predictions.png``. Volumes are drawn by their middle
+    z slice.
 
     Args:
         dirpath: Folder for the per-epoch pictures.
@@ -41,10 +42,22 @@ class PredictionImages(L.Callback):
         for batch in loader:
             image = batch["image"].to(module.device)
             logits = module(image)
-            collected["image"] += list(center_crop_like(image, logits).cpu().numpy())
-            collected["mask"] += list(center_crop_like(batch["mask"], logits).numpy())
-            collected["prediction"] += list(logits.argmax(1).cpu().numpy())
-            collected["name"] += list(batch["name"])
+            image = center_crop_like(image, logits).cpu()
+            mask = center_crop_like(batch["mask"], logits)
+            prediction = logits.argmax(1).cpu()
+            names = list(batch["name"])
+            if logits.dim() == 5:  # volumes: their middle slice
+                middle = logits.shape[2] // 2
+                image, mask, prediction = (
+                    image[:, :, middle],
+                    mask[:, middle],
+                    prediction[:, middle],
+                )
+                names = [f"{name} (z={middle})" for name in names]
+            collected["image"] += list(image.numpy())
+            collected["mask"] += list(mask.numpy())
+            collected["prediction"] += list(prediction.numpy())
+            collected["name"] += names
             if len(collected["name"]) >= self.num_images:
                 break
         module.train(was_training)

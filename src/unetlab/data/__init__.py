@@ -4,7 +4,9 @@ from unetlab.data.datamodule import BiomedicalDataModule
 from unetlab.data.isbi2012 import Isbi2012
 from unetlab.data.sources import FolderSource
 from unetlab.data.synthetic import SyntheticNuclei
+from unetlab.data.synthetic3d import SyntheticVolumes
 from unetlab.data.transforms import ElasticDeformation
+from unetlab.data.volumes import Volume, read_volume, write_volume
 
 __all__ = [
     "BiomedicalDataModule",
@@ -12,4 +14,8 @@ __all__ = [
     "FolderSource",
     "Isbi2012",
     "SyntheticNuclei",
+    "SyntheticVolumes",
+    "Volume",
+    "read_volume",
+    "write_volume",
 ]

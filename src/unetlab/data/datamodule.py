@@ -15,10 +15,17 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from unetlab.data.dataset import SegmentationDataset, seed_worker
-from unetlab.data.decoding import DecodedSample, LazySamples, SampleDecoder, WeightMapFn
+from unetlab.data.decoding import (
+    DecodedSample,
+    LazySamples,
+    SampleDecoder,
+    WeightMapFn,
+    describe_shape,
+)
 from unetlab.data.masks import MaskEncoding
 from unetlab.data.normalization import DEFAULT_PERCENTILES, RunningChannelStats, StatsCache
 from unetlab.data.patches import ContextPlanner, PatchSampler
+from unetlab.data.resampling import check_spacing
 from unetlab.data.samples import Sample
 from unetlab.data.sources import DatasetSource, FolderSource
 from unetlab.data.splits import STAGES, make_split
@@ -31,8 +38,18 @@ log = logging.getLogger(__name__)
 GIB = 1024**3
 
 
+def network_spatial_dims(net: nn.Module) -> int | None:
+    """2 or 3: the spatial dims of a network's first convolution (None without one)."""
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            return 2
+        if isinstance(module, nn.Conv3d):
+            return 3
+    return None
+
+
 class BiomedicalDataModule(L.LightningDataModule):
-    """Loads a segmentation dataset, checks it, splits it and serves augmented batches.
+    """Loads a segmentation dataset of images or volumes, checks, splits and serves it.
 
     Every image is decoded once in the main process, so bad files are reported with their
     path before training starts, and kept in memory (when it fits in ``max_cache_gb``).
@@ -68,14 +85,19 @@ class BiomedicalDataModule(L.LightningDataModule):
         ignore_index: Class value of unlabelled and padded pixels (loss and metrics skip it).
         object_class: Class whose connected components are the weight map's objects when
             there are no instance labels.
-        patch_size: Side of the training target region (the network's output), or ``None``
-            for whole images. Valid-padding networks get a larger input with context.
+        patch_size: Side of the training target region (the network's output), one for all
+            axes or one per axis, or ``None`` for whole images. Valid-padding networks get a
+            larger input with context.
         patches_per_image: Random patches per image and epoch.
         foreground_fraction: Fraction of patches centred on a foreground pixel.
         max_cache_gb: Keep decoded data in memory up to this size; beyond it, decode again
             on every access.
         em_membrane_class: For EM membrane data, the membrane class: test runs then also
             report the ISBI 2012 challenge's pixel and Rand errors.
+        spatial_dims: 2 for images (and pages of stacks), 3 for volumes (multi-page TIFF or
+            NIfTI files); must match ``model.spatial_dims``.
+        target_spacing: Voxel size ``[z, y, x]`` every volume is resampled to on loading
+            (anisotropic data); ``None`` keeps the stored grid.
     """
 
     def __init__(
@@ -107,13 +129,22 @@ class BiomedicalDataModule(L.LightningDataModule):
         ignore_value: int | None = None,
         ignore_index: int = -100,
         object_class: int = 1,
-        patch_size: int | None = None,
+        patch_size: int | Sequence[int] | None = None,
         patches_per_image: int = 1,
         foreground_fraction: float = 0.0,
         max_cache_gb: float = 8.0,
         em_membrane_class: int | None = None,
+        spatial_dims: int = 2,
+        target_spacing: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"data.spatial_dims={spatial_dims} is not supported; choose 2 or 3")
+        if target_spacing is not None and spatial_dims != 3:
+            raise ValueError(
+                f"data.target_spacing={list(target_spacing)} resamples volumes, but "
+                "data.spatial_dims=2; set data.target_spacing=null"
+            )
         if root is not None:
             if not callable(source) or hasattr(source, "samples"):
                 raise TypeError(
@@ -170,6 +201,8 @@ class BiomedicalDataModule(L.LightningDataModule):
         self.patches_per_image = patches_per_image
         self.max_cache_gb = max_cache_gb
         self.em_membrane_class = em_membrane_class
+        self.spatial_dims = spatial_dims
+        self.target_spacing = None if target_spacing is None else check_spacing(target_spacing)
         self.weight_map_fn: WeightMapFn | None = None
         self.split: dict[str, list[str]] = {}
         self.datasets: dict[str, SegmentationDataset] = {}
@@ -186,17 +219,28 @@ class BiomedicalDataModule(L.LightningDataModule):
             net: The network; reads ``net.padding`` and ``net.output_shape``.
 
         Raises:
-            ValueError: If no input size gives the patch size as output.
+            ValueError: If the network's spatial dims differ from the data's, or no input
+                size gives the patch size as output.
         """
+        net_dims = network_spatial_dims(net)
+        if net_dims is not None and net_dims != self.spatial_dims:
+            kind = {2: "2-D images", 3: "3-D volumes"}[self.spatial_dims]
+            raise ValueError(
+                f"the data are {kind} (data.spatial_dims={self.spatial_dims}) but the model is "
+                f"{net_dims}-D (model.spatial_dims={net_dims}); set "
+                f"model.spatial_dims={self.spatial_dims}, or choose data of the model's kind "
+                f"(data={'synthetic3d' if net_dims == 3 else 'synthetic'})"
+            )
         valid = getattr(net, "padding", "same") == "valid"
         self.sampler.planner = ContextPlanner(net.output_shape if valid else None)
-        sizes = self.sampler.sizes
-        if valid and sizes is not None:
+        shapes = self.sampler.patch_shapes(self.spatial_dims)
+        if valid and shapes is not None:
+            size, target = shapes
             log.info(
-                "data: patches of %d px give %d px targets (context margin %d px)",
-                sizes[0],
-                sizes[1],
-                (sizes[0] - sizes[1]) // 2,
+                "data: patches of %s px give %s px targets (context margin %s px)",
+                "x".join(map(str, size)),
+                "x".join(map(str, target)),
+                "x".join(str((n - t) // 2) for n, t in zip(size, target, strict=True)),
             )
 
     def prepare_data(self) -> None:
@@ -220,6 +264,8 @@ class BiomedicalDataModule(L.LightningDataModule):
             self.percentiles,
             self.weight_map_fn,
             keep_foreground=self.sampler.foreground_fraction > 0,
+            spatial_dims=self.spatial_dims,
+            target_spacing=self.target_spacing,
         )
         decoded, shapes = self._decode_all(decoder, used)
         self._check_shapes(shapes)
@@ -240,6 +286,7 @@ class BiomedicalDataModule(L.LightningDataModule):
                 patches_per_image=self.patches_per_image,
                 ignore_index=self.ignore_index,
                 seed=int(np.random.randint(2**31)),
+                spatial_dims=self.spatial_dims,
             )
         eval_shapes = {shapes[name] for s in ("val", "test") for name in self.split[s]}
         self.eval_batch_size = self.batch_size if len(eval_shapes) <= 1 else 1
@@ -253,7 +300,7 @@ class BiomedicalDataModule(L.LightningDataModule):
 
     def _decode_all(
         self, decoder: SampleDecoder, samples: list[Sample]
-    ) -> tuple[dict[str, DecodedSample] | None, dict[str, tuple[int, int]]]:
+    ) -> tuple[dict[str, DecodedSample] | None, dict[str, tuple[int, ...]]]:
         """Decode and check every sample once; keep them if they fit in memory.
 
         Returns:
@@ -271,11 +318,11 @@ class BiomedicalDataModule(L.LightningDataModule):
             else:
                 stats = RunningChannelStats()
         kept: dict[str, DecodedSample] | None = {}
-        shapes: dict[str, tuple[int, int]] = {}
+        shapes: dict[str, tuple[int, ...]] = {}
         total_bytes = 0
         for sample in samples:
             item = decoder.decode(sample, with_weight_map=kept is not None)
-            shapes[sample.name] = item.image.shape[:2]
+            shapes[sample.name] = item.mask.shape
             if stats is not None and sample.name in train:
                 stats.update(item.image)
             if kept is not None:
@@ -293,7 +340,7 @@ class BiomedicalDataModule(L.LightningDataModule):
             self.stats_cache.save(cache_key, self.mean, self.std)
         return kept, shapes
 
-    def _check_shapes(self, shapes: dict[str, tuple[int, int]]) -> None:
+    def _check_shapes(self, shapes: dict[str, tuple[int, ...]]) -> None:
         """Whole-image training needs images of one size (they are batched together)."""
         if self.sampler.patch_size is not None:
             return
@@ -301,8 +348,8 @@ class BiomedicalDataModule(L.LightningDataModule):
         if len(train_shapes) > 1:
             (first, a), (second, b) = list(train_shapes.items())[:2]
             raise ValueError(
-                f"data: training images differ in size ({a}: {first[1]}x{first[0]}, "
-                f"{b}: {second[1]}x{second[0]}); set data.patch_size=N to train on patches"
+                f"data: training images differ in size ({a}: {describe_shape(first)}, "
+                f"{b}: {describe_shape(second)}); set data.patch_size=N to train on patches"
             )
 
     def _write_split(self) -> None:

@@ -16,13 +16,17 @@ from unetlab.data.patches import PatchSampler, cut_window
 
 __all__ = ["DecodedSample", "SegmentationDataset", "seed_worker"]
 
+AUGMENTATION_TARGETS = {2: ("image", "mask"), 3: ("volume", "mask3d")}
+"""albumentations' names of the image and label targets, by number of spatial axes."""
+
 
 class SegmentationDataset(Dataset):
-    """Serves ``{"image", "mask", "weight_map"?, "name"}`` dicts.
+    """Serves ``{"image", "mask", "weight_map"?, "name"}`` dicts of images or volumes.
 
     Each item is cut from a decoded sample (a random patch when ``random_windows``, else
     the whole image with the network's context), augmented with ``transform`` (image in
-    [0, 1], mask and weight map together), then standardised with ``mean`` / ``std``.
+    [0, 1], mask and weight map together; volumes as albumentations' ``volume`` and
+    ``mask3d`` targets), then standardised with ``mean`` / ``std``.
 
     Args:
         samples: Decoded samples (a list, or a lazily decoding sequence).
@@ -34,6 +38,7 @@ class SegmentationDataset(Dataset):
         patches_per_image: Items per sample and epoch with random windows.
         ignore_index: Mask value of padding in whole-image windows.
         seed: Seed of the patch positions and of ``transform`` in this process.
+        spatial_dims: 2 for images, 3 for volumes.
     """
 
     def __init__(
@@ -47,13 +52,15 @@ class SegmentationDataset(Dataset):
         patches_per_image: int = 1,
         ignore_index: int = -100,
         seed: int | None = None,
+        spatial_dims: int = 2,
     ) -> None:
         if patches_per_image < 1:
             raise ValueError(f"data.patches_per_image={patches_per_image} must be >= 1")
         self.samples = samples
         self.transform = transform
+        self.image_key, self.mask_key = AUGMENTATION_TARGETS[spatial_dims]
         if transform is not None:
-            transform.add_targets({"weight_map": "mask"})
+            transform.add_targets({"weight_map": self.mask_key})
         self.mean, self.std = mean, std
         self.sampler = sampler
         self.random_windows = random_windows
@@ -76,7 +83,7 @@ class SegmentationDataset(Dataset):
         sample = self.samples[index % len(self.samples)]
         image, mask, weight_map = sample.image, sample.mask, sample.weight_map
         if self.sampler is not None:
-            shape = image.shape[:2]
+            shape = image.shape[:-1]
             if self.random_windows:
                 window = self.sampler.sample(shape, sample.foreground, self.rng)
             else:
@@ -86,13 +93,20 @@ class SegmentationDataset(Dataset):
             )
         if self.transform is not None:
             extra = {} if weight_map is None else {"weight_map": weight_map}
-            out = self.transform(image=image, mask=mask, **extra)
-            image, mask = out["image"], out["mask"]
+            try:
+                out = self.transform(**{self.image_key: image, self.mask_key: mask}, **extra)
+            except Exception as error:
+                # Raised in a data-loader worker, the message is all the user sees: name the image.
+                raise ValueError(
+                    f"{sample.name}: augmentation failed ({type(error).__name__}: {error}); "
+                    "check data.train_augmentation for this image's size and type"
+                ) from error
+            image, mask = out[self.image_key], out[self.mask_key]
             weight_map = out.get("weight_map", weight_map)
         if self.mean is not None and self.std is not None:
             image = standardize(image, self.mean, self.std)
         item = {
-            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), np.float32)),
+            "image": torch.from_numpy(np.ascontiguousarray(np.moveaxis(image, -1, 0), np.float32)),
             "mask": torch.from_numpy(np.ascontiguousarray(mask, np.int64)),
             "name": sample.name,
         }

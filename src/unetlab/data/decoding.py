@@ -1,4 +1,8 @@
-"""Decoding and checking one sample: files -> normalised image, class mask, weight map."""
+"""Decoding and checking one sample: files -> normalised image, class mask, weight map.
+
+Images and volumes go the same way; volumes can be resampled to ``target_spacing`` after
+the checks (see :mod:`unetlab.data.resampling`).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unetlab.data.io import describe, read_image, read_mask
+from unetlab.data.io import describe
 from unetlab.data.masks import MaskEncoding
 from unetlab.data.normalization import DEFAULT_PERCENTILES, scale_to_unit
+from unetlab.data.readers import READERS
+from unetlab.data.resampling import check_spacing, resampled_shape, resize
 from unetlab.data.samples import Sample
 from unetlab.losses.weight_map import instances_from_binary
 
@@ -22,10 +28,11 @@ class DecodedSample:
 
     Attributes:
         name: Sample name.
-        image: (H, W, C) float32, scaled to about [0, 1] (standardised when served).
-        mask: (H, W) class indices (int16; ``ignore_index`` where unlabelled).
-        instances: (H, W) int32 object ids, when the dataset has them.
-        weight_map: (H, W) float32 per-pixel loss weights, when the loss needs them.
+        image: (*spatial, C) float32, scaled to about [0, 1] (standardised when served);
+            spatial is (H, W) for images, (Z, Y, X) for volumes.
+        mask: (*spatial) class indices (int16; ``ignore_index`` where unlabelled).
+        instances: (*spatial) int32 object ids, when the dataset has them.
+        weight_map: (*spatial) float32 per-pixel loss weights, when the loss needs them.
         foreground: Flat indices of pixels of a class other than 0, for oversampling.
     """
 
@@ -56,6 +63,8 @@ class SampleDecoder:
         percentiles: Percentiles that scale 16-bit and float images to [0, 1].
         weight_map_fn: ``weight_map_fn(objects, mask)``, or None when the loss needs no map.
         keep_foreground: Whether to store foreground pixel indices.
+        spatial_dims: 2 for images (and stack pages), 3 for volumes.
+        target_spacing: Voxel size (z, y, x) volumes are resampled to; None keeps them.
     """
 
     def __init__(
@@ -66,7 +75,11 @@ class SampleDecoder:
         percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
         weight_map_fn: WeightMapFn | None = None,
         keep_foreground: bool = False,
+        spatial_dims: int = 2,
+        target_spacing: Sequence[float] | None = None,
     ) -> None:
+        self.reader = READERS[spatial_dims]()
+        self.target_spacing = None if target_spacing is None else check_spacing(target_spacing)
         self.in_channels = in_channels
         self.encoding = encoding
         self.object_class = object_class
@@ -81,17 +94,20 @@ class SampleDecoder:
             sample: Where the files are.
             with_weight_map: Compute the weight map (when the loss needs one).
         """
-        image = read_image(sample.image, sample.page)
-        stored_mask = read_mask(sample.mask, sample.page)
-        self._check_image(sample, image, stored_mask)
-        mask, instances = self.encoding(stored_mask, sample.mask_origin)
-        if sample.instances is not None:
-            instances = read_mask(sample.instances).astype(np.int32)
+        stored = self.reader.read(sample)
+        self._check_image(sample, stored.image, stored.mask)
+        mask, instances = self.encoding(stored.mask, sample.mask_origin)
+        if stored.instances is not None:
+            instances = stored.instances.astype(np.int32)
             if instances.shape != mask.shape:
                 raise ValueError(
-                    f"{sample.instances}: instance labels are {_size(instances)} but the mask "
-                    f"{sample.mask_origin} is {_size(mask)}; they must match pixel for pixel"
+                    f"{sample.instances}: instance labels are {describe_shape(instances.shape)} "
+                    f"but the mask {sample.mask_origin} is {describe_shape(mask.shape)}; they "
+                    "must match pixel for pixel"
                 )
+        image = scale_to_unit(stored.image, self.percentiles)
+        if self.target_spacing is not None and stored.spacing is not None:
+            image, mask, instances = self._resample(stored.spacing, image, mask, instances)
         weight_map = None
         if with_weight_map and self.weight_map_fn is not None:
             weight_map = self._weight_map(mask, instances)
@@ -100,7 +116,7 @@ class SampleDecoder:
             foreground = np.flatnonzero(mask > 0).astype(np.int32)
         return DecodedSample(
             sample.name,
-            scale_to_unit(image, self.percentiles),
+            image,
             mask,
             instances,
             weight_map,
@@ -119,12 +135,25 @@ class SampleDecoder:
                 f"{sample.image_origin}: image has {channels} channels but model.in_channels="
                 f"{self.in_channels}; {fix}"
             )
-        if image.shape[:2] != mask.shape:
+        if image.shape[:-1] != mask.shape:
             raise ValueError(
-                f"{sample.mask_origin}: mask is {_size(mask)} but its image "
-                f"{describe(sample.image, sample.page)} is {_size(image)}; masks must match "
-                "their images pixel for pixel (resize or re-export the mask)"
+                f"{sample.mask_origin}: mask is {describe_shape(mask.shape)} but its image "
+                f"{describe(sample.image, sample.page)} is {describe_shape(image.shape[:-1])}; "
+                "masks must match their images pixel for pixel (resize or re-export the mask)"
             )
+
+    def _resample(
+        self,
+        spacing: tuple[float, ...],
+        image: np.ndarray,
+        mask: np.ndarray,
+        instances: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Image (linear), mask and instances (nearest) on the grid of ``target_spacing``."""
+        assert self.target_spacing is not None
+        shape = resampled_shape(mask.shape, spacing, self.target_spacing)
+        resampled = None if instances is None else resize(instances, shape, order=0)
+        return resize(image, shape, order=1), resize(mask, shape, order=0), resampled
 
     def _weight_map(self, mask: np.ndarray, instances: np.ndarray | None) -> np.ndarray:
         assert self.weight_map_fn is not None
@@ -158,5 +187,6 @@ class LazySamples(Sequence[DecodedSample]):
         return self.decoder.decode(self.samples[index])
 
 
-def _size(array: np.ndarray) -> str:
-    return f"{array.shape[1]}x{array.shape[0]}"
+def describe_shape(shape: tuple[int, ...]) -> str:
+    """A spatial shape as width x height (x depth)."""
+    return "x".join(str(n) for n in reversed(shape))

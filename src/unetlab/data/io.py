@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,16 @@ def read_array(path: str | Path, page: int | None = None) -> np.ndarray:
         with Image.open(path) as image:
             image.load()
             return np.asarray(image)
-    except (OSError, ValueError, IndexError, UnidentifiedImageError, SyntaxError) as error:
+    except (
+        OSError,
+        ValueError,
+        IndexError,
+        UnidentifiedImageError,
+        SyntaxError,
+        struct.error,
+        MemoryError,
+        Image.DecompressionBombError,
+    ) as error:
         raise ValueError(
             f"{describe(path, page)}: cannot read image ({type(error).__name__}: {error}); "
             "check the file is a complete PNG/TIFF/JPEG/BMP or remove it"

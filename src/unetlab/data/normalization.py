@@ -23,12 +23,14 @@ def scale_to_unit(
     """Map raw intensities to about [0, 1] as float32.
 
     8-bit images are divided by 255; 16-bit and float images are scaled between the given
-    per-channel percentiles (robust to hot pixels and a dark background).
+    per-channel percentiles (robust to hot pixels and a dark background). Images are
+    (H, W, C), volumes (Z, Y, X, C).
     """
     if image.dtype == np.uint8:
         return image.astype(np.float32) / 255.0
     data = image.astype(np.float32)
-    low, high = np.percentile(data, percentiles, axis=(0, 1), keepdims=True)
+    spatial = tuple(range(data.ndim - 1))
+    low, high = np.percentile(data, percentiles, axis=spatial, keepdims=True)
     return ((data - low) / np.maximum(high - low, 1e-6)).astype(np.float32)
 
 

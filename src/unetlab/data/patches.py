@@ -1,4 +1,4 @@
-"""Patch geometry: random crops with foreground oversampling and context margins.
+"""Patch geometry of images and volumes: random crops, foreground oversampling, context.
 
 A training patch is a *target* region (what the loss sees) plus, for valid-padding
 networks, the context margin the network consumes around it (the overlap-tile idea of the
@@ -9,7 +9,7 @@ exist because of padding are marked ``ignore_index``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,39 +71,53 @@ class ContextPlanner:
         )
 
 
-def crop_reflect(array: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
-    """``array[top:top+height, left:left+width]``, mirrored where the window leaves it."""
-    rows, cols = array.shape[:2]
-    if top >= 0 and left >= 0 and top + height <= rows and left + width <= cols:
-        return array[top : top + height, left : left + width]
-    row_index = reflect_indices(np.arange(top, top + height), rows)
-    col_index = reflect_indices(np.arange(left, left + width), cols)
-    return array[row_index[:, None], col_index[None, :]]
+def crop_reflect(array: np.ndarray, starts: Sequence[int], sizes: Sequence[int]) -> np.ndarray:
+    """The region ``starts .. starts + sizes`` of the leading axes, mirrored beyond the array.
+
+    Args:
+        array: (*spatial) or (*spatial, C) array.
+        starts: First position along every spatial axis (may be negative).
+        sizes: Region size along every spatial axis.
+    """
+    extents = array.shape[: len(starts)]
+    if all(s >= 0 and s + n <= e for s, n, e in zip(starts, sizes, extents, strict=True)):
+        return array[tuple(slice(s, s + n) for s, n in zip(starts, sizes, strict=True))]
+    indices = [
+        reflect_indices(np.arange(s, s + n), e)
+        for s, n, e in zip(starts, sizes, extents, strict=True)
+    ]
+    return array[np.ix_(*indices)]
 
 
 @dataclass(frozen=True)
 class Window:
-    """A crop: the input window and where its target region starts inside it."""
+    """A crop: the input window and the size of the target region centred in it.
 
-    top: int
-    left: int
-    height: int
-    width: int
-    target_height: int
-    target_width: int
+    Attributes:
+        start: First position of the input window along every spatial axis.
+        size: Input window size along every spatial axis.
+        target: Target region size along every spatial axis.
+    """
+
+    start: tuple[int, ...]
+    size: tuple[int, ...]
+    target: tuple[int, ...]
 
     @property
-    def margin(self) -> tuple[int, int]:
-        """Context pixels on each side (rows, columns)."""
-        return (self.height - self.target_height) // 2, (self.width - self.target_width) // 2
+    def margin(self) -> tuple[int, ...]:
+        """Context pixels on each side, per spatial axis."""
+        return tuple((n - t) // 2 for n, t in zip(self.size, self.target, strict=True))
 
 
 class PatchSampler:
     """Chooses training windows: random target crops, some centred on foreground.
 
+    Works on images and volumes alike (any number of spatial axes).
+
     Args:
         planner: Context sizes of the network.
-        patch_size: Side of the target region (the network's output); ``None`` = the whole
+        patch_size: Size of the target region (the network's output), one for every axis or
+            one per axis (e.g. ``[16, 64, 64]`` for anisotropic volumes); ``None`` = the whole
             image. For valid-padding networks it is rounded up to an output size the network
             can produce, and the input window is larger by the context margin.
         foreground_fraction: Fraction of patches centred on a random foreground pixel
@@ -111,9 +125,13 @@ class PatchSampler:
     """
 
     def __init__(
-        self, planner: ContextPlanner, patch_size: int | None, foreground_fraction: float = 0.0
+        self,
+        planner: ContextPlanner,
+        patch_size: int | Sequence[int] | None,
+        foreground_fraction: float = 0.0,
     ) -> None:
-        if patch_size is not None and patch_size < 1:
+        sizes = [patch_size] if isinstance(patch_size, int) else list(patch_size or [])
+        if any(size < 1 for size in sizes):
             raise ValueError(f"data.patch_size={patch_size} must be >= 1 (or null)")
         if not 0 <= foreground_fraction <= 1:
             raise ValueError(f"data.foreground_fraction={foreground_fraction} must be in [0, 1]")
@@ -121,45 +139,67 @@ class PatchSampler:
         self.patch_size = patch_size
         self.foreground_fraction = foreground_fraction
 
-    @property
-    def sizes(self) -> tuple[int, int] | None:
-        """``(input_size, target_size)`` of training patches, or None for whole images."""
-        return None if self.patch_size is None else self.planner.plan(self.patch_size)
+    def target_shape(self, ndim: int) -> tuple[int, ...] | None:
+        """The requested target size along each of ``ndim`` axes (None for whole images)."""
+        if self.patch_size is None:
+            return None
+        if isinstance(self.patch_size, int):
+            return (self.patch_size,) * ndim
+        sizes = tuple(int(size) for size in self.patch_size)
+        if len(sizes) != ndim:
+            raise ValueError(
+                f"data.patch_size={list(sizes)} has {len(sizes)} sizes for {ndim}-D data; "
+                f"give one size or {ndim}"
+            )
+        return sizes
 
-    def whole_image(self, shape: tuple[int, int]) -> Window:
+    def patch_shapes(self, ndim: int) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """``(input_shape, target_shape)`` of training patches, or None for whole images."""
+        sizes = self.target_shape(ndim)
+        if sizes is None:
+            return None
+        plans = [self.planner.plan(size) for size in sizes]
+        return tuple(p[0] for p in plans), tuple(p[1] for p in plans)
+
+    def whole_image(self, shape: tuple[int, ...]) -> Window:
         """The window holding a whole image plus its context: its target covers the image."""
-        (in_h, out_h), (in_w, out_w) = self.planner.plan(shape[0]), self.planner.plan(shape[1])
-        top, left = -((in_h - out_h) // 2), -((in_w - out_w) // 2)
-        return Window(top, left, in_h, in_w, out_h, out_w)
+        plans = [self.planner.plan(extent) for extent in shape]
+        start = tuple(-((size - target) // 2) for size, target in plans)
+        return Window(start, tuple(p[0] for p in plans), tuple(p[1] for p in plans))
 
     def sample(
-        self, shape: tuple[int, int], foreground: np.ndarray | None, rng: np.random.Generator
+        self, shape: tuple[int, ...], foreground: np.ndarray | None, rng: np.random.Generator
     ) -> Window:
-        """A random training window for an image of ``shape``.
+        """A random training window for an image or volume of ``shape``.
 
         Args:
-            shape: Image height and width.
+            shape: Spatial shape of the image.
             foreground: Flat indices of the image's foreground pixels (or None).
             rng: Source of randomness.
         """
-        if self.patch_size is None:
+        shapes = self.patch_shapes(len(shape))
+        if shapes is None:
             return self.whole_image(shape)
-        size, target = self.planner.plan(self.patch_size)
+        size, target = shapes
         use_foreground = (
             foreground is not None
             and foreground.size > 0
             and rng.random() < self.foreground_fraction
         )
         if use_foreground:
+            assert foreground is not None
             centre = np.unravel_index(int(foreground[rng.integers(foreground.size)]), shape)
             starts = [
-                int(np.clip(c - target // 2, 0, max(extent - target, 0)))
-                for c, extent in zip(centre, shape, strict=True)
+                int(np.clip(c - t // 2, 0, max(extent - t, 0)))
+                for c, t, extent in zip(centre, target, shape, strict=True)
             ]
         else:
-            starts = [int(rng.integers(max(extent - target, 0) + 1)) for extent in shape]
-        margin = (size - target) // 2
-        return Window(starts[0] - margin, starts[1] - margin, size, size, target, target)
+            starts = [
+                int(rng.integers(max(extent - t, 0) + 1))
+                for t, extent in zip(target, shape, strict=True)
+            ]
+        start = tuple(s - (n - t) // 2 for s, n, t in zip(starts, size, target, strict=True))
+        return Window(start, size, target)
 
 
 def cut_window(
@@ -174,27 +214,30 @@ def cut_window(
 
     Args:
         window: The crop.
-        image: (H, W, C) image.
-        mask: (H, W) classes.
-        weight_map: (H, W) weights, or None.
+        image: (*spatial, C) image.
+        mask: (*spatial) classes.
+        weight_map: (*spatial) weights, or None.
         ignore_index: Mask value of padded pixels when ``label_padding`` is off.
         label_padding: Mirror labels too (training crops); otherwise pixels outside the
             image get ``ignore_index`` and weight 0 (whole-image evaluation).
     """
-    args = (window.top, window.left, window.height, window.width)
-    image_crop = crop_reflect(image, *args)
+    image_crop = crop_reflect(image, window.start, window.size)
     if label_padding:
-        weights = None if weight_map is None else crop_reflect(weight_map, *args)
-        return image_crop, crop_reflect(mask, *args), weights
-    mask_crop = np.full((window.height, window.width), ignore_index, mask.dtype)
+        weights = (
+            None if weight_map is None else crop_reflect(weight_map, window.start, window.size)
+        )
+        return image_crop, crop_reflect(mask, window.start, window.size), weights
+    mask_crop = np.full(window.size, ignore_index, mask.dtype)
     weights = None if weight_map is None else np.zeros(mask_crop.shape, weight_map.dtype)
-    rows = slice(max(-window.top, 0), min(mask.shape[0] - window.top, window.height))
-    cols = slice(max(-window.left, 0), min(mask.shape[1] - window.left, window.width))
-    source = (
-        slice(rows.start + window.top, rows.stop + window.top),
-        slice(cols.start + window.left, cols.stop + window.left),
+    inside = tuple(
+        slice(max(-start, 0), min(extent - start, size))
+        for start, size, extent in zip(window.start, window.size, mask.shape, strict=True)
     )
-    mask_crop[rows, cols] = mask[source]
+    source = tuple(
+        slice(part.start + start, part.stop + start)
+        for part, start in zip(inside, window.start, strict=True)
+    )
+    mask_crop[inside] = mask[source]
     if weights is not None and weight_map is not None:
-        weights[rows, cols] = weight_map[source]
+        weights[inside] = weight_map[source]
     return image_crop, mask_crop, weights

@@ -1,4 +1,4 @@
-"""Finding image / mask pairs in a dataset folder."""
+"""Finding image / mask pairs (or volume / label-volume pairs) in a dataset folder."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unetlab.data.io import IMAGE_SUFFIXES, describe
+from unetlab.data.volumes import NIFTI_SUFFIXES, file_stem, file_suffix
+
+SAMPLE_SUFFIXES = IMAGE_SUFFIXES + NIFTI_SUFFIXES
+"""Files a dataset folder may hold: 2-D images, TIFF stacks and volumes, NIfTI volumes."""
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,9 @@ class Sample:
 def _files_by_stem(folder: Path, suffix: str = "") -> dict[str, Path]:
     files = {}
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.stem.endswith(suffix):
-            files[path.stem[: len(path.stem) - len(suffix)] if suffix else path.stem] = path
+        stem = file_stem(path)
+        if file_suffix(path) in SAMPLE_SUFFIXES and stem.endswith(suffix):
+            files[stem[: len(stem) - len(suffix)] if suffix else stem] = path
     return files
 
 
@@ -78,7 +83,7 @@ def find_samples(
     images, masks = _files_by_stem(image_folder), _files_by_stem(mask_folder, mask_suffix)
     if not images:
         raise FileNotFoundError(
-            f"{image_folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found; "
+            f"{image_folder}: no images ({', '.join(SAMPLE_SUFFIXES)}) found; "
             "put the training images there or set data.root=PATH"
         )
     missing_masks = sorted(set(images) - set(masks))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unetlab.data.io import IMAGE_SUFFIXES
+from unetlab.data.samples import SAMPLE_SUFFIXES
+from unetlab.data.volumes import file_stem, file_suffix
 
 STAGES = ("train", "val", "test")
 
@@ -102,9 +103,9 @@ def load_split_lists(lists: Mapping[str, Sequence[str]] | str | Path) -> dict[st
 
 
 def _sample_name(entry: object) -> str:
-    """``images/a.png`` and ``a.png`` name sample ``a``; other names are kept."""
+    """``images/a.png``, ``a.png`` and ``a.nii.gz`` name sample ``a``; other names are kept."""
     path = Path(str(entry))
-    return path.stem if path.suffix.lower() in IMAGE_SUFFIXES else path.name
+    return file_stem(path) if file_suffix(path) in SAMPLE_SUFFIXES else path.name
 
 
 def list_split(names: list[str], lists: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:

@@ -8,10 +8,6 @@ semantic mask (0 = background, 1 = nucleus) and an instance-label image (0 = bac
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,9 +15,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from unetlab.data.samples import Sample, find_samples
-
-DONE_MARKER = "dataset.json"
+from unetlab.data.generated import GeneratedDataset
 
 
 @dataclass(frozen=True)
@@ -57,10 +51,14 @@ def _nucleus_footprint(
     return np.hypot(u, v) <= radius * (1.0 + wobble) / np.sqrt(elongation)
 
 
-def _place_centers(
-    rng: np.random.Generator, size: int, count: int, style: NucleiStyle
+def place_objects(
+    rng: np.random.Generator, shape: tuple[int, ...], count: int, style: NucleiStyle
 ) -> list[tuple[np.ndarray, float]]:
-    """Nucleus centres and radii; a fraction is placed against an earlier one so they touch."""
+    """Object centres and radii in an image or volume of ``shape``.
+
+    A fraction of the objects is placed against an earlier one so they touch.
+    """
+    extent = np.asarray(shape, np.float64)
     placed: list[tuple[np.ndarray, float]] = []
     for _ in range(count * 20):
         if len(placed) == count:
@@ -68,15 +66,38 @@ def _place_centers(
         radius = rng.uniform(style.min_radius, style.max_radius)
         if placed and rng.random() < style.touching_fraction:
             anchor, anchor_radius = placed[rng.integers(len(placed))]
-            direction = rng.normal(size=2)
+            direction = rng.normal(size=len(shape))
             direction /= np.linalg.norm(direction) + 1e-8
             center = anchor + direction * (anchor_radius + radius) * 0.9
         else:
-            center = rng.uniform(radius, size - radius, size=2)
+            center = rng.uniform(radius, extent - radius)
         distances = [np.linalg.norm(center - c) / (r + radius) for c, r in placed]
-        if all(d > 0.85 for d in distances) and np.all((center > 0) & (center < size)):
+        if all(d > 0.85 for d in distances) and np.all((center > 0) & (center < extent)):
             placed.append((center, radius))
     return placed
+
+
+def acquire(rng: np.random.Generator, signal: np.ndarray, style: NucleiStyle) -> np.ndarray:
+    """What a microscope records of ``signal`` (photons), as uint8 counts.
+
+    Uneven illumination (a linear gradient and a vignette), optical blur, Poisson shot noise
+    and Gaussian read noise, in any number of dimensions.
+    """
+    shape = signal.shape
+    extent = np.asarray(shape, np.float32).reshape(-1, *(1,) * len(shape))
+    axes = np.indices(shape, dtype=np.float32) / extent  # position in [0, 1) along each axis
+    gradient = rng.uniform(-0.5, 0.5, size=len(shape))
+    illumination = 1.0 + gradient[0] * (axes[0] - 0.5)
+    squared_distance = (axes[0] - 0.5) ** 2
+    for weight, axis in zip(gradient[1:], axes[1:], strict=True):
+        illumination = illumination + weight * (axis - 0.5)
+        squared_distance = squared_distance + (axis - 0.5) ** 2
+    vignette = 1.0 - 0.4 * squared_distance
+    photons = ndimage.gaussian_filter(signal, style.blur_sigma) * illumination * vignette
+    photons = np.clip(photons + style.background_photons, 0, None)
+    counts = rng.poisson(photons).astype(np.float32)
+    counts += rng.normal(0.0, style.read_noise, size=shape).astype(np.float32)
+    return np.clip(counts, 0, 255).astype(np.uint8)
 
 
 def generate_nuclei_image(
@@ -97,31 +118,20 @@ def generate_nuclei_image(
     instances = np.zeros(shape, np.uint16)
     signal = np.zeros(shape, np.float32)
     count = int(rng.integers(style.min_nuclei, style.max_nuclei + 1))
-    for label, (center, radius) in enumerate(_place_centers(rng, size, count, style), start=1):
+    for label, (center, radius) in enumerate(place_objects(rng, shape, count, style), start=1):
         footprint = _nucleus_footprint(rng, shape, center, radius) & (instances == 0)
         instances[footprint] = label
         texture = ndimage.gaussian_filter(rng.normal(size=shape).astype(np.float32), 2.0)
         brightness = rng.uniform(style.min_brightness, style.max_brightness)
         signal[footprint] = brightness * (1.0 + 0.6 * texture[footprint])
-
-    yy, xx = np.indices(shape, dtype=np.float32) / size
-    gradient = rng.uniform(-0.5, 0.5, size=2)
-    illumination = 1.0 + gradient[0] * (yy - 0.5) + gradient[1] * (xx - 0.5)
-    vignette = 1.0 - 0.4 * ((yy - 0.5) ** 2 + (xx - 0.5) ** 2)
-    photons = ndimage.gaussian_filter(signal, style.blur_sigma) * illumination * vignette
-    photons = np.clip(photons + style.background_photons, 0, None)
-    counts = rng.poisson(photons).astype(np.float32)
-    counts += rng.normal(0.0, style.read_noise, size=shape).astype(np.float32)
-    image = np.clip(counts, 0, 255).astype(np.uint8)
-    return image, instances
+    return acquire(rng, signal, style), instances
 
 
-class SyntheticNuclei:
+class SyntheticNuclei(GeneratedDataset):
     """Writes the synthetic dataset as an ``images/`` + ``masks/`` + ``instances/`` folder.
 
-    The folder is generated once per parameter set under ``root`` (named by a hash of the
-    parameters) and reused afterwards; generation writes to a temporary folder that is renamed
-    into place, so an interrupted run never leaves a half-written dataset behind.
+    Generated once per parameter set under ``root`` and reused afterwards (see
+    :class:`~unetlab.data.generated.GeneratedDataset`).
 
     Args:
         root: Cache folder (git ignores it).
@@ -130,12 +140,14 @@ class SyntheticNuclei:
         seed: Generator seed; the dataset is a deterministic function of it.
     """
 
+    prefix = "nuclei"
+
     def __init__(
         self, root: str | Path, num_images: int = 160, image_size: int = 128, seed: int = 0
     ) -> None:
         if num_images < 3:
             raise ValueError(f"data.source.num_images={num_images}: need at least 3 images")
-        self.root = Path(root)
+        super().__init__(root)
         self.num_images = num_images
         self.image_size = image_size
         self.seed = seed
@@ -151,41 +163,12 @@ class SyntheticNuclei:
             "version": 1,
         }
 
-    @property
-    def folder(self) -> Path:
-        """Folder of this parameter set."""
-        digest = hashlib.sha1(json.dumps(self.params, sort_keys=True).encode()).hexdigest()[:10]
-        return self.root / f"nuclei_{digest}"
-
-    def prepare(self) -> Path:
-        """Generate the dataset if it is not cached yet; return its folder."""
-        if (self.folder / DONE_MARKER).exists():
-            return self.folder
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp_nuclei_", dir=self.root))
-        try:
-            for sub in ("images", "masks", "instances"):
-                (tmp / sub).mkdir()
-            seeds = np.random.SeedSequence(self.seed).spawn(self.num_images)
-            for index, child in enumerate(seeds):
-                image, instances = generate_nuclei_image(
-                    np.random.default_rng(child), self.image_size
-                )
-                name = f"nuclei_{index:04d}.png"
-                Image.fromarray(image).save(tmp / "images" / name)
-                Image.fromarray((instances > 0).astype(np.uint8)).save(tmp / "masks" / name)
-                Image.fromarray(instances).save(tmp / "instances" / name)
-            (tmp / DONE_MARKER).write_text(json.dumps(self.params, indent=2))
-            if (self.folder / DONE_MARKER).exists():
-                shutil.rmtree(tmp)
-            else:
-                shutil.rmtree(self.folder, ignore_errors=True)
-                tmp.rename(self.folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return self.folder
-
-    def samples(self) -> list[Sample]:
-        """The generated image / mask / instance-label triples."""
-        return find_samples(self.prepare())
+    def write(self, folder: Path) -> None:
+        """Generate every image, its mask and its instance labels as PNG."""
+        seeds = np.random.SeedSequence(self.seed).spawn(self.num_images)
+        for index, child in enumerate(seeds):
+            image, instances = generate_nuclei_image(np.random.default_rng(child), self.image_size)
+            name = f"nuclei_{index:04d}.png"
+            Image.fromarray(image).save(folder / "images" / name)
+            Image.fromarray((instances > 0).astype(np.uint8)).save(folder / "masks" / name)
+            Image.fromarray(instances).save(folder / "instances" / name)

@@ -20,8 +20,8 @@ CHANNEL_AXES = "SC"
 PALETTE = np.array(
     [
         (0, 0, 0),
-        (31, 119, 180),
         (255, 127, 14),
+        (31, 119, 180),
         (44, 160, 44),
         (214, 39, 40),
         (148, 103, 189),
@@ -208,28 +208,44 @@ def write_probabilities(path: Path, probabilities: np.ndarray, axes: str) -> Non
     )
 
 
+def display_range(image: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.8)) -> np.ndarray:
+    """Per-channel intensities at ``percentiles`` of an (H, W, C) image, as (2, C).
+
+    Computed on at most about a million pixels (a regular subsample of large images).
+    """
+    step = max(1, round((image.shape[0] * image.shape[1] / 1e6) ** 0.5))
+    sample = image[::step, ::step].reshape(-1, image.shape[-1]).astype(np.float32)
+    return np.percentile(sample, percentiles, axis=0)
+
+
 def overlay_rgb(
     image: np.ndarray, labels: np.ndarray, alpha: float = 0.4, chunk_rows: int = 1024
 ) -> np.ndarray:
     """An RGB picture of ``image`` with every class but 0 tinted and outlined in its colour.
 
+    The image is contrast-stretched between its 1st and 99.8th percentiles, so dim
+    microscopy images are visible.
+
     Args:
-        image: (H, W, C) intensities scaled to about [0, 1]; 3 channels are shown as RGB,
-            otherwise the first channel as grey.
+        image: (H, W, C) intensities; 3 channels are shown as RGB, otherwise the first
+            channel as grey.
         labels: (H, W) class indices.
         alpha: Opacity of the tint; outlines are opaque.
         chunk_rows: Rows composed at a time (bounds the float32 working memory).
     """
+    image = image if image.shape[-1] == 3 else image[..., :1]
+    low, high = display_range(image)
+    scale = 255.0 / np.maximum(high - low, 1e-6)
     edges = np.zeros(labels.shape, bool)
     edges[1:] |= labels[1:] != labels[:-1]
     edges[:-1] |= labels[:-1] != labels[1:]
     edges[:, 1:] |= labels[:, 1:] != labels[:, :-1]
     edges[:, :-1] |= labels[:, :-1] != labels[:, 1:]
     rgb = np.empty((*labels.shape, 3), np.uint8)
-    for low in range(0, labels.shape[0], chunk_rows):
-        rows = slice(low, low + chunk_rows)
-        base = image[rows] if image.shape[-1] == 3 else image[rows, :, :1]
-        base = np.broadcast_to(np.clip(base, 0.0, 1.0) * 255.0, (*base.shape[:2], 3))
+    for first in range(0, labels.shape[0], chunk_rows):
+        rows = slice(first, first + chunk_rows)
+        base = np.clip((image[rows].astype(np.float32) - low) * scale, 0.0, 255.0)
+        base = np.broadcast_to(base, (*base.shape[:2], 3))
         chunk_labels = labels[rows]
         colour = PALETTE[(chunk_labels - 1) % (len(PALETTE) - 1) + 1]
         foreground = (chunk_labels > 0)[..., None]

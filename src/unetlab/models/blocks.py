@@ -222,6 +222,8 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
         total = (multiple - x.shape[dim] % multiple) % multiple
         pads.append(total // 2)
         pads.append(total - total // 2)
+    if sum(pads) == 0:  # already a multiple: no copy
+        return x
     return F.pad(x, pads)
 
 

@@ -46,17 +46,13 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 
 def _sync_folder(folder: Path) -> None:
-    """Make the rename itself durable (a no-op where folders cannot be opened)."""
-    try:
+    """Make the rename itself durable (skipped where folders cannot be opened or synced)."""
+    with contextlib.suppress(OSError):
         descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

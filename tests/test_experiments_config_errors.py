@@ -1,0 +1,71 @@
+"""Config mistakes end in one short line that names the key and, where it can, the choices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import run_train
+from unetlab.config import ConfigError, check_config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["optimizer.lr=fast"],
+            "optimizer.lr='fast' has the wrong type (str); expected float or Tensor",
+        ),
+        (
+            ["data.batch_size=2.5"],
+            "data.batch_size=2.5 has the wrong type (float); expected int",
+        ),
+        (
+            ["trainer.max_epochs=abc"],
+            "trainer.max_epochs='abc' (used as scheduler.T_max) has the wrong type (str); "
+            "expected int",
+        ),
+        (
+            ["scheduler=plateau", "monitor.mode=maxx"],
+            "monitor.mode='maxx' (used as scheduler.mode) is not valid; choose one of min, max",
+        ),
+        (["data=folder"], "data.root is missing: set it on the command line, e.g. data.root=..."),
+        (
+            ["model=resnet_unet", "+model.base_channels=8"],
+            "model.base_channels: unetlab.models.ResNetUNet takes no argument 'base_channels'; "
+            "its arguments are in_channels, num_classes, encoder,",
+        ),
+    ],
+)
+def test_check_config_names_the_key(make_config, overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        check_config(make_config(overrides, tiny=False))
+    assert str(error.value).startswith(message)
+
+
+def test_literal_choices_are_listed(make_config) -> None:
+    with pytest.raises(ConfigError, match=r"trainer\.precision='banana' is not valid; choose one"):
+        check_config(make_config(["trainer.precision=banana"], tiny=False))
+
+
+def test_default_config_passes(make_config) -> None:
+    check_config(make_config(tiny=False))
+
+
+def test_wrong_type_on_the_command_line_is_one_line(tmp_path: Path) -> None:
+    result = run_train(["trainer.max_epochs=abc"], tmp_path, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: trainer.max_epochs='abc' (used as scheduler.T_max) has the wrong type (str); "
+        "expected int"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_option_lists_the_debug_modes(tmp_path: Path) -> None:
+    result = run_train(["debug=nope"], tmp_path, timeout=120)
+    assert result.returncode == 1
+    for mode in ("fdr", "overfit", "limit", "profiler"):
+        assert mode in result.stderr
+    assert len(result.stderr.strip().splitlines()) < 20
