@@ -1,11 +1,12 @@
-"""Export entry point: ``unetlab-export ckpt_path=PATH format=onnx|torchscript [output=FILE]``.
+"""Export entry point: ``unetlab-export ckpt_path=PATH format=onnx|torchscript|bioimageio``.
 
 Also ``python -m unetlab.export``; options in ``conf/export.yaml``. After writing the file,
 the exported model is run on example inputs of two sizes and its logits are compared with
 PyTorch's; the run fails when they differ by more than ``tolerance``.
 
 Every format is an :class:`ExportFormat` in :data:`EXPORT_FORMATS`: a file suffix, a
-function that writes the file and one that loads it back as a callable.
+function that writes the file and one that loads it back as a callable. ``format=bioimageio``
+writes a BioImage Model Zoo package instead (:mod:`unetlab.bioimageio`).
 """
 
 from __future__ import annotations
@@ -200,11 +201,16 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     if missing:
         raise ValueError(
             f"missing {', '.join(f'{key}=...' for key in missing)}; usage: unetlab-export "
-            "ckpt_path=PATH format=onnx|torchscript [output=FILE]"
+            "ckpt_path=PATH format=onnx|torchscript|bioimageio [output=FILE]"
         )
+    if cfg.format == "bioimageio":
+        from unetlab.bioimageio import export_from_config
+
+        return export_from_config(cfg, load_trained_model(cfg.ckpt_path))
     if cfg.format not in EXPORT_FORMATS:
         raise ValueError(
-            f"format={cfg.format} is not supported; choose one of {', '.join(EXPORT_FORMATS)}"
+            f"format={cfg.format} is not supported; choose one of "
+            f"{', '.join([*EXPORT_FORMATS, 'bioimageio'])}"
         )
     chosen = EXPORT_FORMATS[cfg.format]
     trained = load_trained_model(cfg.ckpt_path)
@@ -254,11 +260,11 @@ def main(cfg: DictConfig) -> None:
     except (ValueError, FileNotFoundError) as error:
         print(f"unetlab-export: error: {error}", file=sys.stderr)
         sys.exit(1)
-    print(
-        f"RESULT format={result['format']} output={result['output']} "
-        f"max_abs_diff={result['max_abs_diff']:.2e}",
-        flush=True,
+    fields = (
+        f"{key}={value:.2e}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in result.items()
     )
+    print(f"RESULT {' '.join(fields)}", flush=True)
 
 
 if __name__ == "__main__":

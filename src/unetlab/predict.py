@@ -1,6 +1,8 @@
 """Prediction entry point: ``unetlab-predict ckpt_path=PATH input=FILE|DIR|GLOB output=DIR``.
 
-Also ``python -m unetlab.predict``; options in ``conf/predict.yaml``.
+Also ``python -m unetlab.predict``; options in ``conf/predict.yaml``. ``model=PACKAGE.zip``
+instead of ``ckpt_path`` runs a BioImage Model Zoo package written by ``unetlab-export
+format=bioimageio`` (its TorchScript weights and preprocessing).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from unetlab.checkpoint import TrainedModel, load_trained_model
 from unetlab.data.normalization import scale_to_unit, standardize
+from unetlab.data.resampling import resampled_shape, resize
+from unetlab.data.volumes import file_stem, is_nifti
 from unetlab.inference.io import (
     InputImage,
     find_inputs,
@@ -137,10 +141,14 @@ def check_input(image: InputImage, trained: TrainedModel) -> None:
 def check_options(cfg: DictConfig) -> None:
     """Reject missing or unsupported options before any work is done."""
     missing = sorted(OmegaConf.missing_keys(cfg))
+    if cfg.get("package"):
+        if "ckpt_path" not in missing:
+            raise ValueError("give ckpt_path=... or model=... (a package), not both")
+        missing.remove("ckpt_path")
     if missing:
         raise ValueError(
             f"missing {', '.join(f'{key}=...' for key in missing)}; usage: unetlab-predict "
-            "ckpt_path=PATH input=FILE|DIR|GLOB output=DIR"
+            "ckpt_path=PATH|model=PACKAGE.zip input=FILE|DIR|GLOB output=DIR"
         )
     if cfg.blend not in BLEND_MODES:
         raise ValueError(
@@ -163,12 +171,13 @@ def _tile_size(cfg: DictConfig, spatial_dims: int) -> int | list[int]:
 def _unique_stems(paths: list[Path]) -> None:
     seen: dict[str, Path] = {}
     for path in paths:
-        if path.stem in seen:
+        stem = file_stem(path)
+        if stem in seen:
             raise ValueError(
-                f"input: {seen[path.stem]} and {path} would write the same output name "
-                f"'{path.stem}'; predict them into different output folders"
+                f"input: {seen[stem]} and {path} would write the same output name "
+                f"'{stem}'; predict them into different output folders"
             )
-        seen[path.stem] = path
+        seen[stem] = path
 
 
 def _progress_bar(enabled: bool) -> Progress:
@@ -187,6 +196,42 @@ def unit_intensities(item: np.ndarray) -> np.ndarray:
     return scale_to_unit(item.reshape(-1, *item.shape[-2:])).reshape(item.shape)
 
 
+def training_grid(trained: TrainedModel, image: InputImage) -> tuple[int, ...] | None:
+    """The shape of a volume on the voxel grid the network was trained on, if it differs.
+
+    With ``data.target_spacing`` in the checkpoint's config, training resampled every volume
+    to that spacing: inputs are resampled the same way, and their logits back to the input's
+    grid. ``None``: the input is predicted as it is (images, or no target spacing).
+    """
+    target = (trained.config.get("data") or {}).get("target_spacing")
+    if target is None or image.grid is None:
+        return None
+    shape = resampled_shape(image.grid.shape, image.grid.spacing, target)
+    return None if shape == image.grid.shape else shape
+
+
+def network_input(
+    item: np.ndarray, statistics: tuple[np.ndarray, np.ndarray], shape: tuple[int, ...] | None
+) -> np.ndarray:
+    """An image or volume (*spatial, C) as the network takes it: (C, *spatial), standardised.
+
+    Args:
+        item: The stored pixels.
+        statistics: Training mean and standard deviation per channel.
+        shape: Spatial shape to resample to first (:func:`training_grid`), or None.
+    """
+    unit = unit_intensities(item)
+    if shape is not None:
+        unit = resize(unit, shape, order=1)
+    return np.moveaxis(standardize(unit, *statistics), -1, 0)
+
+
+def to_input_grid(logits: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Logits (K, *spatial) resampled linearly to the input's spatial ``shape``."""
+    resized = resize(np.moveaxis(logits.numpy(), 0, -1), shape, order=1)
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(resized, -1, 0)))
+
+
 def predict_file(
     image: InputImage,
     trained: TrainedModel,
@@ -202,7 +247,7 @@ def predict_file(
         The files written.
     """
     spatial_dims = image.items.ndim - 2
-    mean, std = statistics
+    grid_shape = training_grid(trained, image)
     dtype = label_dtype(trained.num_classes)
     labels = np.empty(image.items.shape[:-1], dtype)
     probabilities: list[np.ndarray] = []
@@ -210,7 +255,7 @@ def predict_file(
     for index, item in enumerate(image.items):
         # The normalised input is only referenced by the call, so it is freed right after.
         logits = overlap_tile_predict(
-            np.moveaxis(standardize(unit_intensities(item), mean, std), -1, 0),
+            network_input(item, statistics, grid_shape),
             trained.net,
             tile_size=_tile_size(cfg, spatial_dims),
             overlap=cfg.overlap,
@@ -220,10 +265,12 @@ def predict_file(
             device=device,
             progress=advance,
         )
+        if grid_shape is not None:
+            logits = to_input_grid(logits, item.shape[:-1])
         if logits.shape[0] != trained.num_classes:
             raise ValueError(
-                f"{cfg.ckpt_path}: the network outputs {logits.shape[0]} classes but "
-                f"model.num_classes={trained.num_classes} in the checkpoint's config"
+                f"{cfg.get('package') or cfg.ckpt_path}: the network outputs "
+                f"{logits.shape[0]} classes but model.num_classes={trained.num_classes} in the checkpoint's config"
             )
         labels[index] = labels_from_logits(logits, dtype)
         if cfg.save_probabilities:
@@ -232,7 +279,7 @@ def predict_file(
         if cfg.save_overlay:
             # Scaled again rather than kept through the tiling: it is cheap, memory is not.
             plane, plane_labels = unit_intensities(item), labels[index]
-            name = image.path.stem + (f"_{index:03d}" if len(image.items) > 1 else "")
+            name = image.stem + (f"_{index:03d}" if len(image.items) > 1 else "")
             if spatial_dims == 3:
                 middle = plane.shape[0] // 2
                 plane, plane_labels = plane[middle], plane_labels[middle]
@@ -241,7 +288,7 @@ def predict_file(
             write_overlay(path, overlay_rgb(plane, plane_labels, cfg.overlay_alpha))
             written.append(path)
     path = mask_path(output_dir, image, cfg.mask_format)
-    write_mask(path, labels if image.stacked else labels[0])
+    write_mask(path, labels if image.stacked else labels[0], image.grid)
     written.insert(0, path)
     if probabilities:
         spatial = "ZYX"[-spatial_dims:]
@@ -252,8 +299,9 @@ def predict_file(
             )
         else:
             data, axes = probabilities[0], "C" + spatial
-        path = output_dir / "probabilities" / f"{image.path.stem}.tif"
-        write_probabilities(path, data, axes)
+        suffix = ".nii.gz" if is_nifti(image.path) else ".tif"
+        path = output_dir / "probabilities" / f"{image.stem}{suffix}"
+        write_probabilities(path, data, axes, image.grid)
         written.insert(1, path)
     return written
 
@@ -274,15 +322,20 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     _unique_stems(inputs)
     output_dir = prepare_output(cfg.output)
     device = resolve_device(cfg.device)
+    source = cfg.get("package") or cfg.ckpt_path
     try:
-        trained = load_trained_model(cfg.ckpt_path)
+        if cfg.get("package"):
+            from unetlab.bioimageio import load_bioimageio
+
+            trained = load_bioimageio(cfg.package)
+        else:
+            trained = load_trained_model(cfg.ckpt_path)
     except RuntimeError as error:
         first_line = str(error).strip().splitlines()[0]
         raise ValueError(
-            f"{cfg.ckpt_path}: the weights do not fit the network built from its config "
-            f"({first_line})"
+            f"{source}: the weights do not fit the network built from its config ({first_line})"
         ) from None
-    statistics = check_checkpoint(trained, cfg.ckpt_path)
+    statistics = check_checkpoint(trained, source)
     trained.net.to(device)
     spatial_dims = int(trained.config["model"].get("spatial_dims", 2))
     log.info(
@@ -301,9 +354,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         for path in inputs:
             image = read_input(path, spatial_dims)
             check_input(image, trained)
-            grid = plan_tiles(
-                image.items.shape[1:-1], trained.net, _tile_size(cfg, spatial_dims), cfg.overlap
-            )
+            shape = training_grid(trained, image) or image.items.shape[1:-1]
+            grid = plan_tiles(shape, trained.net, _tile_size(cfg, spatial_dims), cfg.overlap)
             tiles = grid.num_tiles * len(image.items)
             bar.reset(tiles_task, total=tiles, description=f"tiles of {path.name}")
             written = predict_file(
@@ -337,7 +389,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     """Hydra entry point; expected problems end the run with one line on stderr."""
     try:
         summary = predict(cfg)
@@ -349,6 +401,19 @@ def main(cfg: DictConfig) -> None:
         f"seconds={summary['seconds']:.1f} output={summary['output']}",
         flush=True,
     )
+
+
+def main() -> None:
+    """Console entry point; ``model=PACKAGE.zip`` is read as ``package=PACKAGE.zip``.
+
+    ``model`` is the config group of networks in training, so Hydra would look for a
+    network config of that name.
+    """
+    sys.argv[1:] = [
+        "package=" + arg.removeprefix("model=") if arg.startswith("model=") else arg
+        for arg in sys.argv[1:]
+    ]
+    _hydra_main()
 
 
 if __name__ == "__main__":

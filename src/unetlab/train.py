@@ -263,7 +263,8 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the best monitored value so sweeps can optimise it.
 
     Config and data mistakes, NaN losses and failed DDP processes end the run with one line
-    on stderr and exit code 1 (the full traceback with ``HYDRA_FULL_ERROR=1``). In a multirun a failed job does not stop the others.
+    on stderr and exit code 1 (the full traceback with ``HYDRA_FULL_ERROR=1``). In a multirun
+    a failed job does not stop the others.
     """
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 

@@ -18,15 +18,18 @@ import nibabel as nib
 import numpy as np
 import tifffile
 
+from unetlab.data.io import TIFF_SUFFIXES
+
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-TIFF_SUFFIXES = (".tif", ".tiff")
 VOLUME_SUFFIXES = NIFTI_SUFFIXES + TIFF_SUFFIXES
 CHANNEL_AXES = "CS"
 """tifffile axis codes of channels (channel planes, samples of a pixel)."""
 IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
 """Types ImageJ hyperstacks hold; other types are written as plain TIFF with the same metadata."""
 NIFTI_UNITS = {"um": "micron", "µm": "micron", "micron": "micron", "mm": "mm", "m": "meter"}
-"""Length units as NIfTI names them; TIFF metadata takes the short names."""
+"""Length units as NIfTI names them (``meter``, ``mm``, ``micron``), by their short names."""
+TIFF_UNITS = {"micron": "um", "meter": "m"}
+"""Short names of NIfTI's units, as TIFF metadata writes them."""
 
 
 def file_suffix(path: str | Path) -> str:
@@ -149,8 +152,7 @@ def _read_tiff(path: Path) -> Volume:
     with tifffile.TiffFile(path) as tiff:
         series = tiff.series[0]
         array, axes = np.asarray(series.asarray()), series.axes
-        metadata = _tiff_metadata(tiff)
-        y_size, x_size = _tiff_pixel_size(tiff.pages[0])
+        spacing, unit = tiff_geometry(tiff)
     channels = [i for i, code in enumerate(axes) if code in CHANNEL_AXES]
     if len(channels) > 1:
         raise ValueError(f"{path}: TIFF has axes {axes}; save volumes with one channel axis")
@@ -164,14 +166,19 @@ def _read_tiff(path: Path) -> Volume:
             f"{path}: TIFF holds {what}; a volume needs (Z, Y, X) pages, e.g. "
             "tifffile.imwrite(path, volume, photometric='minisblack')"
         )
-    z_spacing = float(metadata.get("spacing") or 1.0)
-    return Volume(array, (z_spacing, y_size, x_size), unit=metadata.get("unit") or None)
+    return Volume(array, spacing, unit=unit)
 
 
-def _tiff_metadata(tiff: tifffile.TiffFile) -> dict:
-    """ImageJ's metadata, or tifffile's own (where the slice ``spacing`` and ``unit`` are)."""
+def tiff_geometry(tiff: tifffile.TiffFile) -> tuple[tuple[float, float, float], str | None]:
+    """Voxel size (z, y, x) and length unit of an open TIFF (1 and None where it says nothing).
+
+    z comes from ImageJ's metadata (or tifffile's own), y and x from the resolution tags.
+    """
     shaped = tiff.shaped_metadata or ({},)
-    return {**shaped[0], **(tiff.imagej_metadata or {})}
+    metadata = {**shaped[0], **(tiff.imagej_metadata or {})}
+    y_size, x_size = _tiff_pixel_size(tiff.pages[0])
+    spacing = (float(metadata.get("spacing") or 1.0), y_size, x_size)
+    return spacing, metadata.get("unit") or None
 
 
 def _tiff_pixel_size(page: tifffile.TiffPage) -> tuple[float, float]:
@@ -204,7 +211,8 @@ def write_volume(path: str | Path, volume: Volume) -> Path:
     if suffix in NIFTI_SUFFIXES:
         data = np.swapaxes(volume.array, 0, 2)
         image = nib.Nifti1Image(np.asarray(data), volume.affine)
-        image.header.set_xyzt_units(NIFTI_UNITS.get(volume.unit or "", "unknown"))
+        unit = NIFTI_UNITS.get(TIFF_UNITS.get(volume.unit or "", volume.unit or ""), "unknown")
+        image.header.set_xyzt_units(unit)
         nib.save(image, path)
         return path
     array = volume.array
@@ -216,7 +224,7 @@ def write_volume(path: str | Path, volume: Volume) -> Path:
     imagej = array.dtype.type in IMAGEJ_DTYPES
     metadata = {"spacing": z, "axes": axes}
     if volume.unit is not None:
-        metadata["unit"] = {"micron": "um", "meter": "m"}.get(volume.unit, volume.unit)
+        metadata["unit"] = TIFF_UNITS.get(volume.unit, volume.unit)
     tifffile.imwrite(
         path,
         array,

@@ -1,4 +1,8 @@
-"""Finding input images and writing masks, probability maps and overlays."""
+"""Finding input images and volumes and writing masks, probability maps and overlays.
+
+Volumes (NIfTI, TIFF) keep their voxel grid: masks and probabilities are written with the
+input's spacing, and NIfTI outputs with its affine, so they overlay the input in any viewer.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,20 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from unetlab.data.io import IMAGE_SUFFIXES, read_image
+from unetlab.data.io import read_image
+from unetlab.data.samples import SAMPLE_SUFFIXES
+from unetlab.data.volumes import (
+    Volume,
+    file_stem,
+    file_suffix,
+    is_nifti,
+    read_volume,
+    tiff_geometry,
+    write_volume,
+)
 
 TIFF_SUFFIXES = (".tif", ".tiff")
-MASK_FORMATS = ("auto", "png", "tif")
+MASK_FORMATS = ("auto", "png", "tif", "nii.gz")
 CHANNEL_AXES = "SC"
 """tifffile axis codes of channels: S (samples of a pixel, e.g. RGB) and C (channel planes)."""
 
@@ -49,18 +63,18 @@ def find_inputs(pattern: str | Path) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in path.iterdir() if file_suffix(p) in SAMPLE_SUFFIXES)
         if not files:
             raise FileNotFoundError(
-                f"input={text}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})"
+                f"input={text}: the folder holds no images ({', '.join(SAMPLE_SUFFIXES)})"
             )
         return files
     if glob.has_magic(text):
         matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
-        files = [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        files = [p for p in matches if p.is_file() and file_suffix(p) in SAMPLE_SUFFIXES]
         if not files:
             raise FileNotFoundError(
-                f"input={text}: the pattern matches no images ({', '.join(IMAGE_SUFFIXES)})"
+                f"input={text}: the pattern matches no images ({', '.join(SAMPLE_SUFFIXES)})"
             )
         return files
     raise FileNotFoundError(
@@ -76,15 +90,23 @@ class InputImage:
         path: The file.
         items: (N, *spatial, C): N images (pages of a stack) or N volumes.
         stacked: Whether the file is a stack (written back as one).
+        grid: For a file holding one volume, its voxel grid (spacing, affine), which its
+            outputs are written with.
     """
 
     path: Path
     items: np.ndarray
     stacked: bool
+    grid: Volume | None = None
+
+    @property
+    def stem(self) -> str:
+        """The file name without its format suffix (``a.nii.gz`` -> ``a``)."""
+        return file_stem(self.path)
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
-    """Pixels and tifffile axis codes (e.g. ``YX``, ``ZYX``, ``YXS``) of a TIFF.
+def _read_tiff(path: Path) -> tuple[np.ndarray, str, tuple[tuple[float, float, float], str | None]]:
+    """Pixels, tifffile axis codes (e.g. ``YX``, ``ZYX``, ``YXS``) and voxel size of a TIFF.
 
     Pages written one at a time can form one series each; series of equal shape are
     stacked along a leading ``I`` (image) axis.
@@ -92,6 +114,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
     try:
         with tifffile.TiffFile(path) as tiff:
             arrays = [(np.asarray(s.asarray()), s.axes) for s in tiff.series]
+            geometry = tiff_geometry(tiff)
     except (OSError, ValueError, IndexError, KeyError, tifffile.TiffFileError) as error:
         raise ValueError(
             f"{path}: cannot read image ({type(error).__name__}: {error}); "
@@ -104,20 +127,33 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
         )
     first, axes = arrays[0]
     if len(arrays) == 1:
-        return first, axes
+        return first, axes, geometry
     if any((a.shape, a.dtype, x) != (first.shape, first.dtype, axes) for a, x in arrays):
         raise ValueError(
             f"{path}: the TIFF holds {len(arrays)} images of different shapes; "
             "save images of one size per file"
         )
-    return np.stack([a for a, _ in arrays]), "I" + axes
+    return np.stack([a for a, _ in arrays]), "I" + axes, geometry
+
+
+def _read_nifti(path: Path, spatial_dims: int) -> InputImage:
+    """A NIfTI volume (one per file) with its voxel grid."""
+    if spatial_dims != 3:
+        raise ValueError(
+            f"{path}: a NIfTI volume, but the model is {spatial_dims}-D "
+            f"(model.spatial_dims={spatial_dims}); predict volumes with a 3-D model"
+        )
+    volume = read_volume(path)
+    array = volume.array if volume.array.ndim == 4 else volume.array[..., None]
+    return InputImage(path, array[None], stacked=False, grid=volume)
 
 
 def read_input(path: str | Path, spatial_dims: int = 2) -> InputImage:
-    """Read an image, a multi-page TIFF stack or a TIFF volume for a 2-D or 3-D network.
+    """Read an image, a multi-page TIFF stack, or a TIFF or NIfTI volume for a network.
 
     For a 2-D network every page of a stack is an image of its own. For a 3-D network the
-    last non-channel axis before Y and X is the depth, and any axes before it list volumes.
+    last non-channel axis before Y and X is the depth, and any axes before it list volumes;
+    a file holding one volume keeps its voxel grid (``InputImage.grid``).
 
     Args:
         path: The file.
@@ -127,8 +163,11 @@ def read_input(path: str | Path, spatial_dims: int = 2) -> InputImage:
         ValueError: The file cannot be read, or its axes do not fit the network.
     """
     path = Path(path)
+    if is_nifti(path):
+        return _read_nifti(path, spatial_dims)
+    geometry = None
     if path.suffix.lower() in TIFF_SUFFIXES:
-        array, axes = _read_tiff(path)
+        array, axes, geometry = _read_tiff(path)
     else:
         array, axes = read_image(path), "YXS"
     channel_axes = [i for i, code in enumerate(axes) if code in CHANNEL_AXES]
@@ -145,27 +184,39 @@ def read_input(path: str | Path, spatial_dims: int = 2) -> InputImage:
         )
     leading = array.shape[: -(spatial_dims + 1)]
     items = array.reshape(-1, *array.shape[len(leading) :])
-    return InputImage(path, items, stacked=len(leading) > 0)
+    grid = None
+    if spatial_dims == 3 and not leading and geometry is not None:
+        spacing, unit = geometry
+        grid = Volume(items[0], spacing, unit=unit)
+    return InputImage(path, items, stacked=len(leading) > 0, grid=grid)
 
 
 def mask_path(output_dir: Path, image: InputImage, mask_format: str) -> Path:
-    """Where the label mask of ``image`` is written: ``<output>/masks/<stem>.png|.tif``.
+    """Where the label mask of ``image`` is written: ``<output>/masks/<stem>.png|.tif|.nii.gz``.
 
     Args:
         output_dir: The output folder.
         image: The input.
-        mask_format: ``png``, ``tif`` or ``auto`` (TIFF for TIFF inputs and stacks, else PNG).
+        mask_format: ``png``, ``tif``, ``nii.gz`` (volumes) or ``auto`` (NIfTI for NIfTI
+            inputs, TIFF for TIFF inputs, stacks and volumes, else PNG).
     """
     if mask_format not in MASK_FORMATS:
         raise ValueError(
             f"mask_format={mask_format!r} is not supported; choose one of {', '.join(MASK_FORMATS)}"
         )
+    if mask_format == "nii.gz" and image.grid is None:
+        raise ValueError(
+            f"{image.path}: mask_format=nii.gz writes single volumes; this input is not one "
+            "(use mask_format=auto)"
+        )
+    if mask_format == "nii.gz" or (mask_format == "auto" and is_nifti(image.path)):
+        return output_dir / "masks" / f"{image.stem}.nii.gz"
     as_tiff = mask_format == "tif" or (
         mask_format == "auto" and image.path.suffix.lower() in TIFF_SUFFIXES
     )
     if image.stacked or image.items.ndim > 4:
         as_tiff = True
-    return output_dir / "masks" / f"{image.path.stem}{'.tif' if as_tiff else '.png'}"
+    return output_dir / "masks" / f"{image.stem}{'.tif' if as_tiff else '.png'}"
 
 
 def label_dtype(num_classes: int) -> np.dtype:
@@ -177,29 +228,39 @@ def label_dtype(num_classes: int) -> np.dtype:
     raise ValueError(f"num_classes={num_classes}: label masks hold at most 65536 classes")
 
 
-def write_mask(path: Path, labels: np.ndarray) -> None:
-    """Write class indices as a PNG (one 2-D image) or a TIFF (images, stacks, volumes).
+def write_mask(path: Path, labels: np.ndarray, grid: Volume | None = None) -> None:
+    """Write class indices as a PNG (one 2-D image), a TIFF or a NIfTI volume.
 
     Args:
         path: Output file; its suffix picks the format.
         labels: (H, W) or (N, *spatial) unsigned integers.
+        grid: The voxel grid of a volume: its spacing (and affine, for NIfTI) is written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".png":
+    if grid is not None:
+        write_volume(path, grid.with_array(labels))
+    elif path.suffix == ".png":
         Image.fromarray(labels).save(path)
     else:
         tifffile.imwrite(path, labels, photometric="minisblack", compression="zlib")
 
 
-def write_probabilities(path: Path, probabilities: np.ndarray, axes: str) -> None:
-    """Write per-class probabilities as a float16 TIFF.
+def write_probabilities(
+    path: Path, probabilities: np.ndarray, axes: str, grid: Volume | None = None
+) -> None:
+    """Write per-class probabilities as a float16 TIFF, or a float32 NIfTI volume.
 
     Args:
-        path: Output ``.tif`` file.
+        path: Output ``.tif`` file, or ``.nii.gz`` for a volume with ``grid``.
         probabilities: Array with a class axis (C), e.g. (C, H, W) or (Z, C, H, W).
         axes: tifffile axis codes of ``probabilities``, e.g. ``CYX`` or ``ZCYX``.
+        grid: The voxel grid of a (C, Z, Y, X) volume, for NIfTI output (classes last).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    if grid is not None and is_nifti(path):
+        classes_last = np.moveaxis(probabilities, axes.index("C"), -1).astype(np.float32)
+        write_volume(path, grid.with_array(classes_last))
+        return
     tifffile.imwrite(
         path,
         probabilities.astype(np.float16, copy=False),

@@ -10,7 +10,7 @@ import torchvision
 from torch import nn
 
 from unetlab.models.base import SegmentationNet, checkpointed
-from unetlab.models.blocks import Up, center_crop, pad_to_multiple
+from unetlab.models.blocks import PointwiseConv2d, Up, center_crop, pad_to_multiple
 from unetlab.models.encoders import build_resnet, encoder_spec
 
 
@@ -117,7 +117,7 @@ class ResNetUNet(SegmentationNet):
             Up(in_ch, skip_ch, out_ch)
             for in_ch, skip_ch, out_ch in zip(inputs, skips, decoder_channels, strict=True)
         )
-        self.head = nn.Conv2d(decoder_channels[-1], num_classes, kernel_size=1)
+        self.head = PointwiseConv2d(decoder_channels[-1], num_classes)
 
     def train(self, mode: bool = True) -> ResNetUNet:
         """Set training mode, keeping a frozen encoder in eval mode."""

@@ -13,8 +13,8 @@ from unetlab.models.blocks import (
     Up,
     center_crop,
     check_choice,
-    conv_layer,
     pad_to_multiple,
+    pointwise_conv,
 )
 from unetlab.models.size_planner import valid_output_size
 
@@ -97,7 +97,7 @@ class UNet(SegmentationNet):
             )
             for level in reversed(range(depth))
         )
-        self.head = conv_layer(spatial_dims)(channels[0], num_classes, kernel_size=1)
+        self.head = pointwise_conv(spatial_dims, channels[0], num_classes)
 
     def skip_gate(
         self, skip_channels: int, gating_channels: int, spatial_dims: int

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from unetlab.models.base import SegmentationNet, checkpointed
-from unetlab.models.blocks import DoubleConv, Down, Up, center_crop, conv_layer, pad_to_multiple
+from unetlab.models.blocks import DoubleConv, Down, Up, center_crop, pad_to_multiple, pointwise_conv
 
 
 class UNetPlusPlus(SegmentationNet):
@@ -77,10 +77,9 @@ class UNetPlusPlus(SegmentationNet):
             )
             for level, column in positions
         )
-        conv = conv_layer(spatial_dims)
-        self.head = conv(channels[0], num_classes, kernel_size=1)
+        self.head = pointwise_conv(spatial_dims, channels[0], num_classes)
         self.aux_heads = nn.ModuleList(
-            conv(channels[0], num_classes, kernel_size=1)
+            pointwise_conv(spatial_dims, channels[0], num_classes)
             for _ in range(depth - 1 if deep_supervision else 0)
         )
 

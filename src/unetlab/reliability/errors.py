@@ -1,4 +1,4 @@
-"""Errors as one line for people: also those re-raised from data-loader workers and DDP processes."""
+"""Errors as one line for people, also those re-raised from data-loader workers and DDP ranks."""
 
 from __future__ import annotations
 
