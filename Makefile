@@ -22,7 +22,7 @@ train: $(STAMP)
 	$(BIN)/python train.py $(ARGS)
 
 test: $(STAMP)
-	WANDB_MODE=offline MPLBACKEND=Agg $(BIN)/python -m pytest $(PYTEST_ARGS)
+	WANDB_MODE=offline MPLBACKEND=Agg $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-all: PYTEST_ARGS =
 test-all: test
