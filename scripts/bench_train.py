@@ -52,6 +52,7 @@ IN_CHANNELS = 1
 NUM_CLASSES = 2
 DECODER_CHANNELS = (256, 128, 64, 32, 16)
 METRIC_BATCH, METRIC_SIZE = 8, 256  # MeanIoU against torchmetrics, also in --quick runs
+VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_fp16")
 
 
 @dataclass(frozen=True)
@@ -388,8 +389,13 @@ def machine(device: torch.device) -> dict[str, str]:
     """What the numbers were measured on."""
     cpu, memory = platform.processor() or platform.machine(), "unknown"
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
-        cpu = names[0] if names else cpu
+        lines = cpuinfo.read().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+        flags = next(
+            (line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []
+        )
+        units = [flag for flag in VECTOR_FLAGS if flag in flags]
+        cpu = (names[0] if names else cpu) + (f" ({', '.join(units)})" if units else "")
     with contextlib.suppress(OSError), open("/proc/meminfo") as meminfo:
         total_kib = int(meminfo.readline().split()[1])
         memory = f"{total_kib / 2**20:.0f} GiB"
@@ -474,7 +480,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"images/s from the median of {plural(settings['repeats'], 'step')} after "
         f"{plural(settings['warmup'], 'warm-up step')}; networks in one table are stepped in turn (A, B, A, B, ...) so that "
         f"load on the machine hits all alike. Memory: {memory_kind} over one inference and "
-        "two training steps, in a fresh process per network (MiB).",
+        "two training steps, in a fresh process per network (MiB). On a small shared "
+        "machine, other jobs slow every multi-threaded operation down (each waits for a "
+        "descheduled thread) and step times grow several-fold: compare numbers taken at a "
+        "low load average.",
     ]
     if settings["device"] != "cuda":
         lines += [
