@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -12,6 +15,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from unetlab.train import CONFIG_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY_OVERRIDES = (
     "model.base_channels=4",
@@ -26,6 +31,30 @@ TINY_OVERRIDES = (
     "trainer.enable_progress_bar=false",
     "~callbacks.rich_progress_bar",
 )
+
+
+def train_command(args: Sequence[str]) -> list[str]:
+    """``python train.py ARGS`` with this interpreter."""
+    return [sys.executable, str(ROOT / "train.py"), *args]
+
+
+def command_env() -> dict[str, str]:
+    """The environment of command-line tests: W&B offline, unbuffered output, one-line errors."""
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def run_train(args: Sequence[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python train.py ARGS`` in ``cwd`` and capture its output."""
+    return subprocess.run(
+        train_command(args),
+        cwd=cwd,
+        env=command_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,37 +15,33 @@ import pytest
 import tifffile
 from torch.utils.data import DataLoader
 
-from tests.conftest import TINY_OVERRIDES
+from tests.conftest import TINY_OVERRIDES, command_env, train_command
 from unetlab.data.dataset import SegmentationDataset
 from unetlab.data.decoding import DecodedSample, LazySamples, SampleDecoder
 from unetlab.data.masks import MaskEncoding
 from unetlab.data.samples import Sample
 from unetlab.reliability import error_summary
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.mark.ddp
 @pytest.mark.timeout(400)
 def test_killed_ddp_process_ends_the_run_with_a_clear_message(tmp_path: Path, data_cache: Path):
     marker = tmp_path / "rank1.pid"
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
     run = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "train.py"),
-            *TINY_OVERRIDES,
-            f"paths.cache_dir={data_cache}",
-            "trainer=ddp_cpu",
-            "data.batch_size=2",
-            "+callbacks.pause._target_=tests.faults.PauseAtStep",
-            "+callbacks.pause.step=1",
-            "+callbacks.pause.rank=1",
-            f"+callbacks.pause.marker={marker}",
-        ],
+        train_command(
+            [
+                *TINY_OVERRIDES,
+                f"paths.cache_dir={data_cache}",
+                "trainer=ddp_cpu",
+                "data.batch_size=2",
+                "+callbacks.pause._target_=tests.faults.PauseAtStep",
+                "+callbacks.pause.step=1",
+                "+callbacks.pause.rank=1",
+                f"+callbacks.pause.marker={marker}",
+            ]
+        ),
         cwd=tmp_path,
-        env=env,
+        env=command_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

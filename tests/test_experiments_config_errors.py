@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import run_train
+from tests.conftest import run_train
 from unetlab.config import ConfigError, check_config
 
 

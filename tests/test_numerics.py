@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import TINY_OVERRIDES
+from tests.conftest import TINY_OVERRIDES, run_train
 from tests.faults import WeightProbe
 from unetlab.callbacks import NonFiniteLossError, NonFiniteLossGuard
 from unetlab.train import train
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def poison(steps: list[int], value: str) -> list[str]:
@@ -98,21 +93,8 @@ def test_gradient_clipping_is_applied(make_config):
 
 
 def test_cli_reports_a_nan_loss_in_one_line(tmp_path: Path, data_cache: Path):
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "train.py"),
-            *TINY_OVERRIDES,
-            f"paths.cache_dir={data_cache}",
-            *poison([1], "nan"),
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_train(
+        [*TINY_OVERRIDES, f"paths.cache_dir={data_cache}", *poison([1], "nan")], tmp_path
     )
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]

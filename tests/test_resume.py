@@ -8,21 +8,19 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import TINY_OVERRIDES
+from tests.conftest import TINY_OVERRIDES, command_env, train_command
 from unetlab.checkpoint import load_checkpoint
 from unetlab.config import ConfigError
 from unetlab.reliability import EpochShuffleSampler, find_last_checkpoint
 from unetlab.reliability.resume import prepare_resume
 from unetlab.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
 # Eight training images in batches of two: four steps per epoch; three epochs.
 RESUME_OVERRIDES = (
     *TINY_OVERRIDES,
@@ -37,11 +35,10 @@ COMPARED = ("train/loss_epoch", "val/loss", "val/miou", "val/miou_best", "test/m
 
 
 def start_train(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args],
+        train_command(args),
         cwd=cwd,
-        env=env,
+        env=command_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

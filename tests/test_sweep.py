@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
 
+from tests.conftest import run_train as run_command
 from unetlab.sweep import JOB_FILE, job_row, varying_overrides, write_summary
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # Small data and one epoch, without network keys so that any `model=` composes.
 SWEEP_OVERRIDES = (
@@ -30,15 +27,8 @@ SWEEP_OVERRIDES = (
 def run_train(
     args: list[str], cwd: Path, data_cache: Path, timeout: int = 600
 ) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args, f"paths.cache_dir={data_cache}"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """``python train.py ARGS`` sharing the session's synthetic-data cache."""
+    return run_command([*args, f"paths.cache_dir={data_cache}"], cwd, timeout)
 
 
 def only_sweep_dir(cwd: Path) -> Path:

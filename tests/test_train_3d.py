@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_OVERRIDES
-from tests.test_cli import run_train
+from tests.conftest import TINY_OVERRIDES, run_train
 from unetlab.train import train
 
 VOLUME_OVERRIDES = (

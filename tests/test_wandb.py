@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import ROOT
+from tests.conftest import ROOT
 from tests.wandb_offline import offline_run_contents
 from unetlab.loggers import instantiate_loggers
 from unetlab.train import train

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -30,7 +29,8 @@ from rich.table import Table
 
 from unetlab.checkpoint import load_trained_model
 from unetlab.config import ConfigError
-from unetlab.train import CONFIG_DIR, build_module, one_line
+from unetlab.reliability import report_error
+from unetlab.train import CONFIG_DIR, build_module
 
 SPLITS = ("test", "val")
 RUN_PREFIX = "data."
@@ -178,9 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         HydraException,
         OmegaConfBaseException,
     ) as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"error: {one_line(error)}", file=sys.stderr)
+        report_error(error)
         return 1
     out_dir = Path(cfg.output_dir) if cfg.output_dir else Path(cfg.ckpt_path).parent
     out_dir.mkdir(parents=True, exist_ok=True)

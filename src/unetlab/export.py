@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from torch import nn
 
 from unetlab.checkpoint import TrainedModel, load_trained_model
 from unetlab.models.size_planner import input_size_for_output, valid_input_sizes
+from unetlab.reliability import exit_with_error
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +258,7 @@ def main(cfg: DictConfig) -> None:
     try:
         result = export(cfg)
     except (ValueError, FileNotFoundError) as error:
-        print(f"unetlab-export: error: {error}", file=sys.stderr)
-        sys.exit(1)
+        exit_with_error(error, str(error), prog="unetlab-export")
     fields = (
         f"{key}={value:.2e}" if isinstance(value, float) else f"{key}={value}"
         for key, value in result.items()

@@ -41,6 +41,7 @@ from unetlab.inference.outputs import labels_from_logits, probabilities_from_log
 from unetlab.inference.tiling import overlap_tile_predict, plan_tiles
 from unetlab.inference.tta import parse_tta
 from unetlab.inference.windows import BLEND_MODES
+from unetlab.reliability import exit_with_error
 
 log = logging.getLogger(__name__)
 
@@ -394,8 +395,7 @@ def _hydra_main(cfg: DictConfig) -> None:
     try:
         summary = predict(cfg)
     except (ValueError, FileNotFoundError) as error:
-        print(f"unetlab-predict: error: {error}", file=sys.stderr)
-        sys.exit(1)
+        exit_with_error(error, str(error), prog="unetlab-predict")
     print(
         f"RESULT images={summary['images']} tiles={summary['tiles']} "
         f"seconds={summary['seconds']:.1f} output={summary['output']}",

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -226,16 +224,6 @@ def _print_summary(cfg: DictConfig, metrics: dict[str, Any], callbacks: list) ->
     print("RESULT " + " ".join(parts), flush=True)
 
 
-def one_line(error: BaseException) -> str:
-    """An exception's message on one line (see ``error_summary``)."""
-    from unetlab.config import ConfigError
-    from unetlab.reliability import error_summary
-
-    if isinstance(error, ConfigError):
-        return " ".join(str(error).split())
-    return error_summary(error)
-
-
 def _run_sweep_job(cfg: DictConfig) -> float | None:
     """One job of a multirun: a failure is logged and recorded, and the sweep goes on.
 
@@ -243,6 +231,7 @@ def _run_sweep_job(cfg: DictConfig) -> float | None:
         The best monitored value, or ``None`` for a failed or diverged job (Optuna records
         the trial as failed).
     """
+    from unetlab.reliability import one_line
     from unetlab.sweep import RESULT_FILE
 
     try:
@@ -269,7 +258,7 @@ def main(cfg: DictConfig) -> float | None:
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
     from unetlab.config import ConfigError
-    from unetlab.reliability import REPORTED_ERRORS
+    from unetlab.reliability import REPORTED_ERRORS, exit_with_error
 
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         return _run_sweep_job(cfg)
@@ -279,18 +268,10 @@ def main(cfg: DictConfig) -> float | None:
         if rank_zero_only.rank != 0:
             # Every rank sees the divergence; rank 0 reports it, the others end quietly.
             return None
-        _exit_with(error)
+        exit_with_error(error)
     except (ConfigError, InstantiationException, *REPORTED_ERRORS) as error:
-        _exit_with(error)
+        exit_with_error(error)
     return metrics.get(f"{cfg.monitor.metric}_best")
-
-
-def _exit_with(error: Exception) -> NoReturn:
-    """Print ``error: <message>`` to stderr and exit 1, or re-raise with HYDRA_FULL_ERROR=1."""
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        raise error
-    print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
-    sys.exit(1)
 
 
 if __name__ == "__main__":

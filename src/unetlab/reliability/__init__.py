@@ -1,7 +1,13 @@
 """Fault tolerance: atomic checkpoints, exact resume, epoch-wise seeding and one-line errors."""
 
 from unetlab.reliability.atomic_checkpoint import AtomicCheckpointIO, atomic_torch_save
-from unetlab.reliability.errors import REPORTED_ERRORS, error_summary
+from unetlab.reliability.errors import (
+    REPORTED_ERRORS,
+    error_summary,
+    exit_with_error,
+    one_line,
+    report_error,
+)
 from unetlab.reliability.resume import find_last_checkpoint, prepare_resume
 from unetlab.reliability.seeding import EpochShuffleSampler, derive_seed, run_seed
 
@@ -12,7 +18,10 @@ __all__ = [
     "atomic_torch_save",
     "derive_seed",
     "error_summary",
+    "exit_with_error",
     "find_last_checkpoint",
+    "one_line",
     "prepare_resume",
+    "report_error",
     "run_seed",
 ]

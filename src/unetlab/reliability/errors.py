@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from typing import NoReturn
 
 import torch.distributed as dist
 from torch.multiprocessing.spawn import ProcessException, ProcessExitedException
@@ -42,3 +45,35 @@ def error_summary(error: BaseException) -> str:
     elif isinstance(error, dist.DistError):
         summary += "; a DDP process stopped or lost its connection (see the other ranks' logs)"
     return summary
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line: config mistakes as written, others via
+    :func:`error_summary`."""
+    from unetlab.config import ConfigError
+
+    if isinstance(error, ConfigError):
+        return " ".join(str(error).split())
+    return error_summary(error)
+
+
+def report_error(error: BaseException, message: str | None = None, prog: str = "") -> None:
+    """Print ``[prog: ]error: <message>`` on stderr; with ``HYDRA_FULL_ERROR=1`` re-raise.
+
+    Args:
+        error: The error being reported.
+        message: The line to print; default :func:`one_line` of the error.
+        prog: Command name to put in front, e.g. ``unetlab-predict``.
+    """
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise error
+    prefix = f"{prog}: error" if prog else "error"
+    print(
+        f"{prefix}: {one_line(error) if message is None else message}", file=sys.stderr, flush=True
+    )
+
+
+def exit_with_error(error: BaseException, message: str | None = None, prog: str = "") -> NoReturn:
+    """:func:`report_error`, then exit with status 1."""
+    report_error(error, message, prog)
+    sys.exit(1)
