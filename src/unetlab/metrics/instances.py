@@ -129,6 +129,18 @@ def matched_pairs(overlaps: Overlaps, threshold: float) -> np.ndarray:
     return np.sort(chosen[chosen >= 0])
 
 
+def matched_objects(
+    pred_labels: LabelImage, true_labels: LabelImage, threshold: float = PANOPTIC_THRESHOLD
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of the true and of the predicted objects matched one to one above ``threshold``.
+
+    Objects of either image not listed are missed (true) or extra (predicted).
+    """
+    overlaps = object_overlaps(pred_labels, true_labels)
+    pairs = matched_pairs(overlaps, threshold)
+    return overlaps.true_ids[pairs], overlaps.pred_ids[pairs]
+
+
 def instance_scores(
     pred_labels: LabelImage,
     true_labels: LabelImage,
