@@ -27,8 +27,8 @@ def outlines(labels: np.ndarray) -> np.ndarray:
     return edges & (labels > 0)
 
 
-def _overlay(labels: np.ndarray, marked: np.ndarray, marked_colour: tuple) -> np.ndarray:
-    """RGBA layer: outlines (matched objects green, marked ones coloured) and marked fills."""
+def outline_layer(labels: np.ndarray, marked: np.ndarray, marked_colour: tuple) -> np.ndarray:
+    """RGBA layer over an image: outlines (matched objects green, marked ones coloured) and marked fills."""
     layer = np.zeros((*labels.shape, 4))
     is_marked = np.isin(labels, marked) & (labels > 0)
     layer[is_marked] = (*marked_colour, FILL_ALPHA)
@@ -71,11 +71,11 @@ def plot_instance_errors(
     panels = (
         (None, name or "image"),
         (
-            _overlay(true_labels, missed, MISSED_COLOUR),
+            outline_layer(true_labels, missed, MISSED_COLOUR),
             f"truth: {scores['n_true']} objects, {missed.size} missed",
         ),
         (
-            _overlay(pred_labels, extra, EXTRA_COLOUR),
+            outline_layer(pred_labels, extra, EXTRA_COLOUR),
             f"prediction: {scores['n_pred']} objects, {extra.size} extra",
         ),
     )
