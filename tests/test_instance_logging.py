@@ -11,6 +11,7 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
+from tests.test_train_3d import VOLUME_OVERRIDES
 from tests.wandb_offline import offline_run_contents
 from unetlab.lightning_module import center_crop_like
 from unetlab.metrics import instance_scores, predicted_instances
@@ -47,24 +48,34 @@ def direct_split_scores(module, loader) -> dict[str, float]:
     }
 
 
-def test_logged_instance_scores_equal_direct_computation(make_config) -> None:
-    metrics, objects = train(make_config(list(LEARNING)))
+def assert_test_scores_logged(metrics: dict, objects: dict) -> dict[str, float]:
+    """The logged test scores equal those computed directly; returns the direct ones."""
     datamodule, module = objects["datamodule"], objects["module"]
     # After testing, the module holds the tested (best) checkpoint's weights.
     expected = direct_split_scores(module, datamodule.test_dataloader())
-    assert expected["n_true"] > 0 and expected["f1_50"] > 0
+    assert expected["n_true"] > 0
     for name in ("f1_50", "dsb_score", "panoptic_quality", "n_true", "n_pred"):
         assert metrics[f"test/instances/{name}"] == pytest.approx(expected[name], abs=1e-6), name
+    pictures = sorted(p.stem for p in Path(metrics["output_dir"], "instances").glob("*.png"))
+    assert pictures == sorted(datamodule.split["test"])
+    assert len(pictures) == expected["images"]
+    return expected
 
+
+def test_logged_instance_scores_equal_direct_computation(make_config) -> None:
+    metrics, objects = train(make_config(list(LEARNING)))
+    assert assert_test_scores_logged(metrics, objects)["f1_50"] > 0
     run = Path(metrics["output_dir"])
     with open(run / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))
     val_f1 = [float(r["val/instances/f1_50"]) for r in rows if r.get("val/instances/f1_50")]
     assert len(val_f1) == 3 and all(0 <= v <= 1 for v in val_f1)
     assert any(r.get("val/instances/dsb_score") for r in rows)
-    pictures = sorted(p.stem for p in (run / "instances").glob("*.png"))
-    assert pictures == sorted(datamodule.split["test"])
-    assert len(pictures) == expected["images"]
+
+
+def test_volumes_are_scored_in_3d(make_config) -> None:
+    metrics, objects = train(make_config(VOLUME_OVERRIDES, tiny=False))
+    assert assert_test_scores_logged(metrics, objects)["n_pred"] > 0
 
 
 def test_instance_pictures_and_scores_reach_wandb(
