@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -287,3 +288,33 @@ def test_split_scores_pool_counts_and_average_dsb_per_image() -> None:
     second.update(pred[3:], true[3:])
     first.merge_state(second)
     assert first.compute() == pytest.approx(split, nan_ok=True)
+
+
+DSB_DEV = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dsb2018_nuclei_dev"
+
+
+def loop_true_positives(pred: np.ndarray, true: np.ndarray, threshold: float) -> int:
+    """Pairs above a threshold >= 0.5, one object mask at a time (unique by construction)."""
+    count = 0
+    for label in np.unique(true)[1:]:
+        obj = true == label
+        for other in np.unique(pred[obj]):
+            if other and (obj & (pred == other)).sum() / (obj | (pred == other)).sum() > threshold:
+                count += 1
+    return count
+
+
+@pytest.mark.skipif(not DSB_DEV.is_dir(), reason="../shared/data/dsb2018_nuclei_dev is absent")
+def test_real_nuclei_masks_against_per_object_loops() -> None:
+    from PIL import Image
+    from scipy import ndimage
+
+    masks = sorted((DSB_DEV / "masks").glob("*.png"))[:8]
+    for path in masks:
+        true = np.asarray(Image.open(path))
+        assert instance_scores(true, true)["dsb_score"] == 1.0
+        merged = ndimage.label(true > 0)[0]  # touching nuclei become one object
+        scores = instance_scores(merged, true)
+        assert scores["n_true"] == np.unique(true).size - 1
+        for t in (0.5, 0.75, 0.9):
+            assert scores[f"tp_{round(100 * t)}"] == loop_true_positives(merged, true, t), path
