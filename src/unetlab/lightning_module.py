@@ -12,7 +12,8 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 
 from unetlab.checkpoint import CONFIG_KEY, DATA_KEY
-from unetlab.metrics import MeanIoU, pixel_error, rand_error
+from unetlab.instance_logging import InstanceScoreLogging
+from unetlab.metrics import MeanIoU, pixel_error, predicted_instances, rand_error
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
@@ -37,7 +38,11 @@ class UNetModule(L.LightningModule):
     """Trains a segmentation network with a configurable loss, optimizer and schedule.
 
     Logs ``train/loss``, ``val/loss``, ``val/miou``, ``val/miou_best``, ``val/iou/<class>``,
-    ``val/dice/<class>``, ``val/pixel_accuracy`` and the same under ``test/``.
+    ``val/dice/<class>``, ``val/pixel_accuracy`` and the same under ``test/``; for data with
+    instance labels also ``val/instances/f1_50``, ``val/instances/dsb_score``,
+    ``val/instances/panoptic_quality`` (and ``test/...``) of the instances that
+    ``predicted_instances(logits)`` finds (connected components of the foreground; assign
+    another function to change the post-processing).
 
     Args:
         net: The network (a plain ``nn.Module`` returning logits, or a list of logits for deep
@@ -95,6 +100,8 @@ class UNetModule(L.LightningModule):
         self.test_rand_error = MeanMetric()
         self.last_val_results: dict[str, Tensor] = {}
         self.last_test_results: dict[str, Tensor] = {}
+        self.instance_scores = InstanceScoreLogging()
+        self.predicted_instances: Callable[[Tensor], Tensor] = predicted_instances
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.net(x)
@@ -125,23 +132,42 @@ class UNetModule(L.LightningModule):
         self.val_loss(loss)
         self.val_iou.update(logits, target)
         self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True)
+        self._update_instance_scores("val", batch, logits, target)
 
     def on_validation_epoch_end(self) -> None:
         results = self.val_iou.compute()
         self.val_iou.reset()
         self.last_val_results = results
         self._log_results("val", results)
+        self.instance_scores.log(self, "val")
         if not self.trainer.sanity_checking:
             self.val_miou_best(results["miou"])
             self.log("val/miou_best", self.val_miou_best.compute(), prog_bar=True)
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor] | None:
         loss, logits, target = self._step(batch)
         self.test_loss(loss)
         self.test_iou.update(logits, target)
         self.log("test/loss", self.test_loss, on_epoch=True)
         if self.em_membrane_class is not None:
             self._update_em_metrics(logits.argmax(1), target)
+        return self._update_instance_scores("test", batch, logits, target)
+
+    def _update_instance_scores(
+        self, stage: str, batch: dict[str, Tensor], logits: Tensor, target: Tensor
+    ) -> dict[str, Tensor] | None:
+        """Object-level scores of a batch with instance labels; its labels for pictures."""
+        if "instances" not in batch:
+            return None
+        ignore = self.val_iou.ignore_index
+        predicted, true = self.instance_scores.update(
+            stage,
+            self.predicted_instances,
+            logits,
+            center_crop_like(batch["instances"], logits),
+            None if ignore is None else target == ignore,
+        )
+        return {"predicted_instances": predicted, "true_instances": true}
 
     def _update_em_metrics(self, prediction: Tensor, target: Tensor) -> None:
         """Per-image ISBI 2012 pixel and Rand errors on binary maps (0 = membrane).
@@ -170,6 +196,7 @@ class UNetModule(L.LightningModule):
         self.test_iou.reset()
         self.last_test_results = results
         self._log_results("test", results)
+        self.instance_scores.log(self, "test")
 
     def _log_results(self, stage: str, results: dict[str, Tensor]) -> None:
         self.log(f"{stage}/miou", results["miou"], prog_bar=True)
