@@ -21,7 +21,7 @@ quality of
 ``docs/benchmarks.md``::
 
     python scripts/bench_instances.py             # full run (``make bench-instances``)
-    python scripts/bench_instances.py --quick     # smoke run: 16 small images, 5 s budget
+    python scripts/bench_instances.py --quick     # smoke run: 10 small images, 5 s budget
     python scripts/bench_instances.py --budget 300 --seeds 0 1 2
 """
 
@@ -61,7 +61,7 @@ SOFTWARE = ("torch", "lightning", "scipy", "scikit-image")
 TRAIN_FRACTION = 0.8  # of the sorted ids; the rest are the validation images
 TUNING_FRACTION = 0.1  # of the training ids (the last ones): model selection and tuning
 STARDIST_LONG_FACTOR = 4
-QUICK_IMAGES, QUICK_BUDGET_S, QUICK_SHAPE = 16, 5, (256, 256)
+QUICK_IMAGES, QUICK_BUDGET_S, QUICK_SHAPE = 10, 5, (256, 256)
 EXPERIMENT = "experiment=dsb2018_instances"
 
 
@@ -371,11 +371,11 @@ def markdown_row(row: dict[str, Any]) -> str:
     if "mean_of" in row:
         seed = "mean of " + ", ".join(str(s) for s in row["mean_of"])
         cells = [f"**{row[k]:.3f}**" for k in ("f1_50", "dsb_score", "panoptic_quality")]
-        objects = f"{row['n_pred']:.0f} / {row['n_true']:.0f}"
+        objects = f"{row['n_pred']:,.0f} / {row['n_true']:,.0f}"
     else:
         seed = str(row.get("seed", "—"))
         cells = [f"{row[k]:.3f}" for k in ("f1_50", "dsb_score", "panoptic_quality")]
-        objects = f"{row['n_pred']} / {row['n_true']}"
+        objects = f"{row['n_pred']:,} / {row['n_true']:,}"
     budget = f"{row['budget_s']} s" if "budget_s" in row else "—"
     trained = (
         f"{row['train_s']:.0f} s, {plural(row['steps'], 'step')} ({plural(row['epochs'], 'epoch')})"
@@ -395,8 +395,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         "## Nuclei instances against StarDist",
         "",
-        "Written by `make bench-instances` (`python scripts/bench_instances.py"
-        f"{' ' + results['arguments'] if results['arguments'] else ''}`); do not edit by hand.",
+        f"Written by `make bench-instances` (`{results['command']}`); do not edit by hand.",
         "",
         "Every method trains from scratch on the CPU for the same wall-clock budget "
         f"(**{budget} s**; StarDist also for {long_budget} s) on a fixed split of the 2018 Data "
@@ -417,7 +416,10 @@ def markdown(results: dict[str, Any]) -> str:
         "F1@0.5 and panoptic quality pool the matches of all validation images, the DSB score "
         "(the ratio TP / (TP + FP + FN) averaged over IoU thresholds 0.5, 0.55, ..., 0.95) is "
         "averaged over images. *Trained*: the training time as the trainer counted it "
-        "(validation rounds included), optimizer steps and completed epochs.",
+        "(validation rounds included), optimizer steps and completed epochs. The budget "
+        "starts with training, after the data are loaded: for StarDist it includes building "
+        "the TensorFlow graph in the first step; unetlab and Keras both finish the step that "
+        "crosses it and then validate, and unetlab always completes its first epoch.",
         "",
         "- (a) `python train.py experiment=dsb2018_instances data.target=semantic "
         "model.num_classes=2 data.class_names=[background,nucleus] "
@@ -484,6 +486,16 @@ def check_stardist_python(path: Path) -> None:
         )
 
 
+def reproducing_command(args: argparse.Namespace) -> str:
+    """The command line that runs the same benchmark."""
+    seeds = " ".join(map(str, args.seeds))
+    quick = " --quick" if args.quick else ""
+    return (
+        f"python scripts/bench_instances.py{quick} --budget {args.budget} --seeds {seeds} "
+        f"--stardist-seed {args.stardist_seed}"
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="dsb2018_nuclei_dev")
@@ -515,7 +527,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     raw = argv if argv is not None else sys.argv[1:]
     args = parser.parse_args(argv)
-    args.arguments = " ".join(raw)
     args.skip = {part.strip() for part in args.skip.split(",") if part.strip()}
     unknown = args.skip - set(ROWS)
     if unknown:
@@ -559,7 +570,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": machine(torch.device("cpu"), SOFTWARE),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "load_before": load_average(),
-        "arguments": args.arguments,
+        "command": reproducing_command(args),
         "subset": (
             f", its first {len(ids)} images of {QUICK_SHAPE[0]}x{QUICK_SHAPE[1]}"
             if args.quick

@@ -99,3 +99,30 @@ def test_max_time_is_what_lightning_reads(scripts: dict[str, ModuleType]) -> Non
     duration = scripts["bench_instances"].max_time(93_725)
     assert duration == "01:02:02:05"
     assert Timer(duration)._duration == 93_725
+
+
+def test_table_follows_each_recipe_by_the_mean_of_its_seeds(
+    scripts: dict[str, ModuleType],
+) -> None:
+    bench = scripts["bench_instances"]
+    trained = {"budget_s": 600, "train_s": 601.0, "steps": 300, "epochs": 4, "n_true": 100}
+    rows = [
+        {"row": "truth", "key": "d", "method": "truth", "f1_50": 0.9, "dsb_score": 0.7}
+        | {"panoptic_quality": 0.8, "n_pred": 90, "n_true": 100},
+        {"row": "semantic", "key": "a", "method": "semantic", "seed": 0, "n_pred": 80}
+        | trained
+        | {"f1_50": 0.6, "dsb_score": 0.4, "panoptic_quality": 0.5},
+        {"row": "semantic", "key": "a", "method": "semantic", "seed": 1, "n_pred": 85}
+        | trained
+        | {"f1_50": 0.7, "dsb_score": 0.5, "panoptic_quality": 0.6},
+    ]
+    table = [bench.markdown_row(row) for row in bench.table_rows(rows)]
+    assert table == [
+        "| (a) | semantic | 600 s | 0 | 0.600 | 0.400 | 0.500 | 80 / 100 "
+        "| 601 s, 300 steps (4 epochs) |",
+        "| (a) | semantic | 600 s | 1 | 0.700 | 0.500 | 0.600 | 85 / 100 "
+        "| 601 s, 300 steps (4 epochs) |",
+        "| (a) | semantic | 600 s | mean of 0, 1 | **0.650** | **0.450** | **0.550** "
+        "| 82 / 100 | — |",
+        "| (d) | truth | — | — | 0.900 | 0.700 | 0.800 | 90 / 100 | — |",
+    ]
