@@ -39,7 +39,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python scripts/bench_train.py $(ARGS)
 
 # Nuclei instances: unetlab against StarDist for the same CPU time (10 minutes a row, about
-# 1.5 hours in all); rewrites its section of docs/benchmarks.md. StarDist and TensorFlow get
+# 2 hours in all on 2 cores); rewrites its section of docs/benchmarks.md. StarDist and TensorFlow get
 # an environment of their own: they are never dependencies of unetlab. ARGS="--quick" for a
 # smoke run, ARGS="--budget SECONDS" for another budget.
 STARDIST_VENV := .venv-stardist

@@ -20,7 +20,7 @@ quality of
 ``unetlab.predict.predict(instances=true)``. Writes its table to its own section of
 ``docs/benchmarks.md``::
 
-    python scripts/bench_instances.py             # full run (``make bench-instances``)
+    python scripts/bench_instances.py             # full run (``make bench-instances``), ~2 h
     python scripts/bench_instances.py --quick     # smoke run: 10 small images, 5 s budget
     python scripts/bench_instances.py --budget 300 --seeds 0 1 2
 """
