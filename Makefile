@@ -39,9 +39,9 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python scripts/bench_train.py $(ARGS)
 
 # Nuclei instances: unetlab against StarDist for the same CPU time (10 minutes a row, about
-# 2 hours in all on 2 cores); rewrites its section of docs/benchmarks.md. StarDist and TensorFlow get
-# an environment of their own: they are never dependencies of unetlab. ARGS="--quick" for a
-# smoke run, ARGS="--budget SECONDS" for another budget.
+# 2 hours in all on 2 cores); rewrites its section of docs/benchmarks.md. StarDist and
+# TensorFlow get an environment of their own: they are never dependencies of unetlab.
+# ARGS="--quick" for a smoke run, ARGS="--budget SECONDS" for another budget.
 STARDIST_VENV := .venv-stardist
 STARDIST_STAMP := $(STARDIST_VENV)/.install-stamp
 STARDIST_PACKAGES := stardist==0.9.2 tensorflow-cpu==2.21.0 tensorboard
