@@ -12,8 +12,12 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 
 from unetlab.checkpoint import CONFIG_KEY, DATA_KEY
+<<<<<<< HEAD
 from unetlab.instance_logging import InstanceScoreLogging
 from unetlab.metrics import MeanIoU, pixel_error, predicted_instances, rand_error
+=======
+from unetlab.metrics import MeanIoU, info_f_score, pixel_error, rand_f_score
+>>>>>>> harden-scores
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
@@ -57,8 +61,10 @@ class UNetModule(L.LightningModule):
         run_config: The run's resolved config (plain dict), stored in every checkpoint so the
             model can be rebuilt from it alone.
         em_membrane_class: For EM membrane data, the class index of membrane: test runs then
-            also report the ISBI 2012 challenge's ``test/pixel_error`` and ``test/rand_error``
-            (averaged over test images).
+            also report the ISBI 2012 challenge's scores, averaged over the test images:
+            ``test/pixel_error``, ``test/v_rand`` and ``test/v_info`` (foreground-restricted
+            scores after membrane thinning, as the challenge ranks) and
+            ``test/v_rand_unthinned`` (the same Rand score of the raw prediction).
     """
 
     def __init__(
@@ -96,8 +102,9 @@ class UNetModule(L.LightningModule):
         # Saved in checkpoints, so a resumed run keeps the best value of the epochs before.
         self.val_miou_best.persistent(True)
         self.em_membrane_class = em_membrane_class
-        self.test_pixel_error = MeanMetric()
-        self.test_rand_error = MeanMetric()
+        self.test_em_scores = nn.ModuleDict(
+            {name: MeanMetric() for name in ("pixel_error", "v_rand", "v_info", "v_rand_unthinned")}
+        )
         self.last_val_results: dict[str, Tensor] = {}
         self.last_test_results: dict[str, Tensor] = {}
         self.instance_scores = InstanceScoreLogging()
@@ -170,7 +177,7 @@ class UNetModule(L.LightningModule):
         return {"predicted_instances": predicted, "true_instances": true}
 
     def _update_em_metrics(self, prediction: Tensor, target: Tensor) -> None:
-        """Per-image ISBI 2012 pixel and Rand errors on binary maps (0 = membrane).
+        """Per-image ISBI 2012 scores on binary maps (0 = membrane).
 
         Each image is cropped to the bounding box of its labelled (not ignored) pixels, so
         padding that the data pipeline marked as ignored does not count.
@@ -186,10 +193,17 @@ class UNetModule(L.LightningModule):
                 predicted, true = predicted[box], true[box]
             cells_predicted = (predicted != self.em_membrane_class).numpy()
             cells_true = (true != self.em_membrane_class).numpy()
-            self.test_pixel_error.update(pixel_error(cells_predicted, cells_true))
-            self.test_rand_error.update(rand_error(cells_predicted, cells_true))
-        self.log("test/pixel_error", self.test_pixel_error, on_epoch=True)
-        self.log("test/rand_error", self.test_rand_error, on_epoch=True)
+            scores = {
+                "pixel_error": pixel_error(cells_predicted, cells_true),
+                "v_rand": rand_f_score(cells_predicted, cells_true),
+                "v_info": info_f_score(cells_predicted, cells_true),
+                "v_rand_unthinned": rand_f_score(cells_predicted, cells_true, thinning=False),
+            }
+            for name, value in scores.items():
+                if not math.isnan(value):
+                    self.test_em_scores[name].update(value)
+        for name, metric in self.test_em_scores.items():
+            self.log(f"test/{name}", metric, on_epoch=True)
 
     def on_test_epoch_end(self) -> None:
         results = self.test_iou.compute()

@@ -31,12 +31,16 @@ def read_array(path: str | Path, page: int | None = None) -> np.ndarray:
     path = Path(path)
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
-            return np.asarray(tifffile.imread(path, key=page))
-        if page is not None:
+            array = np.asarray(tifffile.imread(path, key=page))
+        elif page is not None:
             raise ValueError(f"only TIFF files have pages, not {path.suffix}")
-        with Image.open(path) as image:
-            image.load()
-            return np.asarray(image)
+        else:
+            with Image.open(path) as image:
+                image.load()
+                array = np.asarray(image)
+        if array.size == 0:
+            raise ValueError("the file holds no pixels")
+        return array
     except (
         OSError,
         ValueError,

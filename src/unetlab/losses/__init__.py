@@ -12,6 +12,7 @@ from unetlab.losses.weight_map import (
     border_weight_map,
     class_balance_weights,
     instances_from_binary,
+    separate_touching_instances,
 )
 from unetlab.losses.weighted_ce import WeightedCrossEntropyLoss
 
@@ -26,4 +27,5 @@ __all__ = [
     "border_weight_map",
     "class_balance_weights",
     "instances_from_binary",
+    "separate_touching_instances",
 ]
