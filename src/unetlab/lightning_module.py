@@ -12,12 +12,14 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 
 from unetlab.checkpoint import CONFIG_KEY, DATA_KEY
-<<<<<<< HEAD
 from unetlab.instance_logging import InstanceScoreLogging
-from unetlab.metrics import MeanIoU, pixel_error, predicted_instances, rand_error
-=======
-from unetlab.metrics import MeanIoU, info_f_score, pixel_error, rand_f_score
->>>>>>> harden-scores
+from unetlab.metrics import (
+    MeanIoU,
+    info_f_score,
+    pixel_error,
+    predicted_instances,
+    rand_f_score,
+)
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
