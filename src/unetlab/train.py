@@ -113,7 +113,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if getattr(module.loss, "requires_weight_map", False):
         datamodule.weight_map_fn = module.loss.make_weight_map
     callbacks = instantiate_group(cfg.get("callbacks"))
-    loggers = instantiate_loggers(cfg.get("logger"), output_dir)
+    loggers = instantiate_loggers(cfg.get("logger"), output_dir, cfg.get("ckpt_path"))
     for logger in loggers:
         logger.log_hyperparams(module.run_config)
     use_hydra_job_command()
