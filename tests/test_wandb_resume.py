@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.wandb_offline import offline_segments
+from tests.wandb_offline import finish_run, offline_segments
 from unetlab.loggers import RUN_ID_FILE, wandb_run_id
 from unetlab.train import train
 
@@ -21,13 +21,13 @@ def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_resumed_run_writes_into_the_same_wandb_run(make_config, wandb_offline) -> None:
     metrics, objects = train(make_config(["logger=wandb", "trainer.max_epochs=1"]))
-    objects["trainer"].loggers[0].experiment.finish()
+    finish_run(objects["trainer"])
     run_dir = Path(metrics["output_dir"])
     stored = (run_dir / RUN_ID_FILE).read_text().strip()
 
     resumed = make_config(["logger=wandb", "trainer.max_epochs=2", "ckpt_path=last"])
     metrics, objects = train(resumed)
-    objects["trainer"].loggers[0].experiment.finish()
+    finish_run(objects["trainer"])
 
     first, second = offline_segments(run_dir)
     assert first["run_id"] == second["run_id"] == stored

@@ -104,3 +104,15 @@ def offline_segments(run_dir: Path) -> list[dict]:
                 )
         segments.append(segment)
     return segments
+
+
+def finish_run(trainer) -> None:
+    """End the trainer's W&B run and wait until its offline files are complete.
+
+    ``finish()`` returns before W&B has written every record (e.g. a logged table's
+    artifact); ``wandb.teardown()`` waits for them.
+    """
+    import wandb
+
+    trainer.loggers[0].experiment.finish()
+    wandb.teardown()
