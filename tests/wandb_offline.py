@@ -50,11 +50,10 @@ def offline_run_contents(run_dir: Path) -> tuple[dict, dict, list[Path]]:
         kind = record.WhichOneof("record_type")
         if kind == "history":
             for item in record.history.item:
-                key = "/".join(item.nested_key) if item.nested_key else item.key
-                history.setdefault(key, []).append(json.loads(item.value_json))
+                history.setdefault(_key(item), []).append(json.loads(item.value_json))
         elif kind == "config":
             for item in record.config.update:
-                config[item.key] = json.loads(item.value_json)
+                config[_key(item)] = json.loads(item.value_json)
     media = sorted(run_file.parent.glob("files/media/**/*.png"))
     return history, config, media
 
