@@ -83,6 +83,8 @@ def test_val_miou_summary_is_its_maximum(wandb_run: dict) -> None:
     assert len(history) == 2
     assert segment["summary"]["val/miou"] == {"max": pytest.approx(max(history))}
     assert max(history) == pytest.approx(wandb_run["metrics"]["val/miou_best"])
+    # What the sweeps in sweeps/ maximise: the run summary's val/miou_best.
+    assert segment["summary"]["val/miou_best"] == pytest.approx(max(history))
 
 
 def test_best_checkpoint_is_a_model_artifact_with_the_resolved_config(wandb_run: dict) -> None:
