@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from tests.test_train_3d import VOLUME_OVERRIDES
-from tests.wandb_offline import offline_run_contents
+from tests.wandb_offline import finish_run, offline_run_contents
 from unetlab.lightning_module import center_crop_like
 from unetlab.metrics import instance_scores, predicted_instances
 from unetlab.train import train
@@ -84,7 +84,7 @@ def test_instance_pictures_and_scores_reach_wandb(
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     metrics, objects = train(make_config(["logger=wandb"]))
-    objects["trainer"].loggers[0].experiment.finish()
+    finish_run(objects["trainer"])
     history, _, media = offline_run_contents(Path(metrics["output_dir"]))
     assert history["test/instances/f1_50"][-1] == pytest.approx(
         metrics["test/instances/f1_50"], abs=1e-6
