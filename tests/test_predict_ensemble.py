@@ -21,7 +21,6 @@ from unetlab.inference.ensemble import checkpoint_paths
 from unetlab.inference.tiling import overlap_tile_predict
 from unetlab.predict import predict
 
-
 predict_config = test_predict_cli.predict_config
 """The fixture composing ``predict.yaml``, shared with the command's tests."""
 
@@ -53,7 +52,9 @@ def test_ensemble_of_identical_checkpoints_equals_one(
     image = save_png(tmp_path / "a.png", (57, 71))
     options = {"input": image, "tile_size": 32, "save_probabilities": True}
     predict(predict_config(ckpt_path=one, output=tmp_path / "single", **options))
-    summary = predict(predict_config(ckpt_path=f"[{one},{twin}]", output=tmp_path / "pair", **options))
+    summary = predict(
+        predict_config(ckpt_path=f"[{one},{twin}]", output=tmp_path / "pair", **options)
+    )
     single, pair = written(tmp_path / "single"), written(tmp_path / "pair")
     np.testing.assert_array_equal(pair[0], single[0])
     np.testing.assert_allclose(pair[1], single[1], atol=1e-3)
@@ -110,7 +111,9 @@ def test_sweep_folder_gives_the_best_checkpoint_of_every_run(
     np.testing.assert_array_equal(folder[0], listed[0])
     np.testing.assert_array_equal(folder[1], listed[1])
     shutil.copy(second, runs[1] / "epoch_003.ckpt")
-    with pytest.raises(ValueError, match=r"holds 2 best checkpoints \(epoch_002.ckpt, epoch_003.ckpt\)"):
+    with pytest.raises(
+        ValueError, match=r"holds 2 best checkpoints \(epoch_002.ckpt, epoch_003.ckpt\)"
+    ):
         checkpoint_paths(sweep)
     with pytest.raises(ValueError, match="without run checkpoints"):
         checkpoint_paths(tmp_path / "folder")
@@ -142,7 +145,9 @@ def test_members_that_disagree_give_one_clear_error(
         input=save_png(tmp_path / "a.png", (20, 20)),
         output=tmp_path / "out",
     )
-    with pytest.raises(ValueError, match=f"^ckpt_path: {first} and {other} differ in {difference};") as error:
+    with pytest.raises(
+        ValueError, match=f"^ckpt_path: {first} and {other} differ in {difference};"
+    ) as error:
         predict(cfg)
     assert "\n" not in str(error.value)
 
