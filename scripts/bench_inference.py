@@ -111,9 +111,11 @@ def predict_with(
     return logits.float()
 
 
-def labels_of(output: torch.Tensor) -> np.ndarray:
+def labels_of(output: torch.Tensor | np.ndarray) -> np.ndarray:
     """Class labels of logits (K, H, W), or the labels themselves."""
-    return output.numpy() if output.ndim == 2 else output.argmax(0).numpy().astype(np.uint8)
+    if isinstance(output, np.ndarray):
+        return output
+    return output.argmax(0).numpy().astype(np.uint8)
 
 
 def tile_count(method: str, net: torch.nn.Module, args: argparse.Namespace) -> int:
@@ -151,7 +153,7 @@ def run_worker(args: argparse.Namespace) -> None:
         timings.append(time.perf_counter() - started)
     if args.save:
         np.save(args.save + ".labels.npy", labels_of(output))
-        if output.ndim == 3:
+        if isinstance(output, torch.Tensor):
             np.save(args.save + ".logits.npy", output.numpy())
     result = {
         "method": args.worker,
