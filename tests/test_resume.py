@@ -140,6 +140,8 @@ def test_killed_run_resumes_to_the_result_of_an_uninterrupted_one(
         assert [path.name for path in run_dir.glob("checkpoints/*.ckpt")] == ["epoch_000.ckpt"]
 
     stdout, _ = finish(start_train([*args, "ckpt_path=last"], tmp_path))
+    print(f"uninterrupted: {RESULT_LINE.search(reference_stdout)[0]}")
+    print(f"killed at {moment}, resumed: exit 0, {RESULT_LINE.search(stdout)[0]}")
     result, expected = result_fields(stdout), result_fields(reference_stdout)
     assert result["dir"] == str(run_dir)
     for name in ("val/miou_best", "test/miou"):
