@@ -120,10 +120,9 @@ def budget_progress(trainer: L.Trainer) -> Callable[[], float] | None:
     """
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
     timed = timer is not None and timer.time_remaining() is not None
-    steps = trainer.estimated_stepping_batches
     if not timed and trainer.max_epochs not in (None, -1):
         return None
-    if not timed and not math.isfinite(steps):
+    if not timed and trainer.max_steps == -1:
         raise ConfigError(
             "the learning-rate schedule needs the run's length, but trainer.max_epochs=-1 "
             "sets none: set trainer.max_epochs, trainer.max_time=DD:HH:MM:SS or "
@@ -131,7 +130,12 @@ def budget_progress(trainer: L.Trainer) -> Callable[[], float] | None:
         )
 
     def progress() -> float:
-        spent = trainer.global_step / steps if math.isfinite(steps) else 0.0
+        spent = 0.0
+        # Counting the planned steps needs the training data; loading it here, before the
+        # fit loop does, would start the data-loader workers for the wrong epoch on resume.
+        if math.isfinite(trainer.num_training_batches):
+            steps = trainer.estimated_stepping_batches
+            spent = trainer.global_step / steps if math.isfinite(steps) else 0.0
         if timed:
             elapsed = timer.time_elapsed()
             spent = max(spent, elapsed / (elapsed + timer.time_remaining()))
