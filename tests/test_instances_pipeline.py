@@ -20,6 +20,7 @@ from tests.conftest import ROOT
 from tests.test_predict_cli import save_png, write_checkpoint
 from tests.test_train_3d import VOLUME_OVERRIDES
 from unetlab.checkpoint import load_trained_model
+from unetlab.data.volumes import Volume, read_volume, write_volume
 from unetlab.instances import (
     InstancePostprocess,
     class_instances,
@@ -192,26 +193,27 @@ def test_class_map_checkpoint_falls_back_to_connected_components(
     np.testing.assert_array_equal(stack, np.stack([class_instances(m, options) for m in masks]))
 
 
-def test_predict_writes_instances_of_volumes(tmp_path: Path, predict_config) -> None:
-    volume = np.random.default_rng(2).random((9, 20, 24)).astype(np.float32)
+def test_predict_writes_instances_of_volumes_on_their_voxel_grid(
+    tmp_path: Path, predict_config
+) -> None:
+    volume = np.random.default_rng(2).integers(0, 4000, (9, 20, 24)).astype(np.uint16)
+    source = write_volume(tmp_path / "volume.tif", Volume(volume, (2.0, 0.5, 0.25), unit="um"))
     ckpt = checkpoint_predicting_every_class(
         tmp_path / "3d.ckpt", volume[..., None], spatial_dims=3, base_channels=2
     )
-    tifffile.imwrite(tmp_path / "volume.tif", volume, metadata={"axes": "ZYX"})
     out = tmp_path / "out"
-    predict(
-        predict_config(
-            ckpt_path=ckpt,
-            input=tmp_path / "volume.tif",
-            output=out,
-            tile_size=16,
-            instances="true",
-            save_overlay="true",
-        )
+    cfg = predict_config(
+        ckpt_path=ckpt,
+        input=source,
+        output=out,
+        tile_size=16,
+        instances="true",
+        save_overlay="true",
     )
-    objects = tifffile.imread(out / "instances" / "volume.tif")
+    predict(cfg)
+    objects = read_volume(out / "instances" / "volume.tif")
     mask = tifffile.imread(out / "masks" / "volume.tif")
-    assert objects.shape == (9, 20, 24) and objects.max() > 0
-    np.testing.assert_array_equal(objects, class_instances(mask))
-    assert objects.max() == component_count(mask, min_size=10)
+    assert objects.shape == (9, 20, 24) and objects.spacing == (2.0, 0.5, 0.25)
+    np.testing.assert_array_equal(objects.array, class_instances(mask))
+    assert objects.array.max() == component_count(mask, min_size=10) > 0
     assert (out / "overlays" / "volume_z004.png").is_file()
