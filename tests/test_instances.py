@@ -163,3 +163,16 @@ def test_batch_of_logits_becomes_a_batch_of_labels() -> None:
     labels = instances_from_logits(batch, "instance_border")
     assert labels.shape == (2, 32, 40)
     assert all(same_objects(item, truth) for item in labels)
+
+
+def test_bad_settings_are_one_line_errors() -> None:
+    with pytest.raises(ValueError, match=r"postprocess.seed_threshold=1.5 must be in \(0, 1\)"):
+        InstancePostprocess(seed_threshold=1.5)
+    with pytest.raises(ValueError, match=r"postprocess.min_size=-1 must be >= 0"):
+        InstancePostprocess(min_size=-1)
+    with pytest.raises(
+        ValueError, match=r"target=instance_border needs 3 output classes .* gives 2"
+    ):
+        instance_labels(torch.zeros(2, 8, 8), "instance_border")
+    with pytest.raises(ValueError, match=r"target='border' is not known"):
+        instance_labels(torch.zeros(2, 8, 8), "border")
