@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from unetlab.inference.io import overlay_rgb
 from unetlab.instances import (
     InstancePostprocess,
     class_instances,
@@ -14,6 +15,7 @@ from unetlab.instances import (
     instance_labels,
     instances_from_logits,
     make_target,
+    object_palette,
 )
 
 
@@ -176,3 +178,14 @@ def test_bad_settings_are_one_line_errors() -> None:
         instance_labels(torch.zeros(2, 8, 8), "instance_border")
     with pytest.raises(ValueError, match=r"target='border' is not known"):
         instance_labels(torch.zeros(2, 8, 8), "border")
+
+
+def test_overlay_gives_touching_objects_their_own_colours() -> None:
+    labels = discs((48, 64), [(24, 22), (24, 40)], 10).astype(np.uint16)
+    labels[labels == 2] = 10  # ids 1 and 10 share a colour in the 9-colour class palette
+    rgb = overlay_rgb(np.zeros((48, 64, 1), np.float32), labels, palette=object_palette())
+    assert not np.array_equal(rgb[24, 22], rgb[24, 40])
+    assert (rgb[labels == 0] == 0).all()
+    palette = object_palette(64)
+    steps = np.abs(np.diff(palette[1:], axis=0)).sum(axis=1)
+    assert len(np.unique(palette, axis=0)) == 65 and steps.min() > 60

@@ -27,6 +27,7 @@ from unetlab.data.normalization import scale_to_unit, standardize
 from unetlab.data.resampling import resampled_shape, resize
 from unetlab.data.volumes import file_stem, is_nifti
 from unetlab.inference.io import (
+    PALETTE,
     InputImage,
     find_inputs,
     label_dtype,
@@ -46,6 +47,7 @@ from unetlab.instances import (
     checkpoint_target,
     instance_dtype,
     instance_labels,
+    object_palette,
 )
 from unetlab.reliability import exit_with_error
 
@@ -299,7 +301,10 @@ def predict_file(
                 plane, plane_labels = plane[middle], plane_labels[middle]
                 name += f"_z{middle:03d}"
             path = output_dir / "overlays" / f"{name}.png"
-            write_overlay(path, overlay_rgb(plane, plane_labels, cfg.overlay_alpha))
+            palette = object_palette() if objects else PALETTE
+            write_overlay(
+                path, overlay_rgb(plane, plane_labels, cfg.overlay_alpha, palette=palette)
+            )
             written.append(path)
     path = mask_path(output_dir, image, cfg.mask_format)
     write_mask(path, labels if image.stacked else labels[0], image.grid)

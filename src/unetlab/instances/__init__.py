@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from unetlab.instances.colours import object_palette
 from unetlab.instances.labels import (
     checkpoint_target,
     instance_dtype,
@@ -29,5 +30,6 @@ __all__ = [
     "instance_labels",
     "instances_from_logits",
     "make_target",
+    "object_palette",
     "watershed_instances",
 ]
