@@ -41,7 +41,8 @@ VENV_MIN := .venv-min
 MIN_STAMP := $(VENV_MIN)/.install-stamp
 MIN_TESTS ?= tests/test_optuna.py tests/test_user_configs.py tests/test_experiments.py \
 	tests/test_data_elastic.py tests/test_data_volume_transforms.py tests/test_mean_iou.py \
-	tests/test_resume.py
+	tests/test_resume.py tests/test_inference_io.py tests/test_data_volumes.py \
+	tests/test_export.py tests/test_wandb.py
 
 $(MIN_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet uv

@@ -142,6 +142,32 @@ def test_interrupted_study_resumes_and_completes_the_rest(tmp_path: Path, data_c
         assert [row["status"] for row in csv.DictReader(handle)] == ["completed", "completed"]
 
 
+def test_pruned_trials_stop_early_and_are_recorded(tmp_path: Path, data_cache: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    # mIoU is never above 2: the threshold pruner stops every trial at its first validation.
+    args = [
+        *(arg for arg in STUDY_ARGS if not arg.startswith("trainer.max_epochs")),
+        TRAINING_SPACE,
+        "trainer.max_epochs=3",
+        "hydra.sweeper.n_trials=2",
+        f"hydra.sweeper.storage={storage}",
+        "hydra/sweeper/pruner=threshold",
+        "hydra.sweeper.pruner.lower=2.0",
+    ]
+    result = run_train(args, tmp_path, data_cache)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = load_trials(storage)
+    assert [trial.state for trial in trials] == [TrialState.PRUNED] * 2
+    sweep_dir = only_sweep_dir(tmp_path)
+    for trial in trials:
+        assert list(trial.intermediate_values) == [0]
+        assert trial.value == trial.intermediate_values[0]
+        with open(sweep_dir / str(trial.user_attrs["job_num"]) / "metrics.csv") as handle:
+            validated = {row["epoch"] for row in csv.DictReader(handle) if row["val/miou"]}
+        assert validated == {"0"}
+    assert not (sweep_dir / "optimization_results.yaml").exists()
+
+
 def test_search_space_from_sweep_expressions() -> None:
     distributions, fixed = parse_search_space(
         [

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted"
 ERROR = "error"
+# Set by a job on its trial when the pruner stopped it (unetlab.callbacks.OptunaPruning).
+PRUNED = "pruned"
+JOB_NUM = "job_num"
 
 
 class SweepFailedError(RuntimeError):
@@ -182,6 +185,8 @@ class AskTellSweep:
         size: int,
     ) -> None:
         trials = [study.ask(distributions) for _ in range(size)]
+        for offset, trial in enumerate(trials):
+            trial.set_user_attr(JOB_NUM, self.job_idx + offset)
         job_overrides = [
             [
                 *(f"{name}={value}" for name, value in trial.params.items()),
@@ -192,7 +197,12 @@ class AskTellSweep:
         jobs = self.launcher.launch(job_overrides, initial_job_idx=self.job_idx)
         self.job_idx += len(jobs)
         failures = []
+        stored = study.get_trials(deepcopy=False)
         for trial, job in zip(trials, jobs, strict=True):
+            if stored[trial.number].user_attrs.get(PRUNED):
+                study.tell(trial, state=TrialState.PRUNED)
+                log.info("Trial %d was pruned", trial.number)
+                continue
             try:
                 values = job_values(job, len(self.directions))
             except ValueError as error:
@@ -213,6 +223,9 @@ class AskTellSweep:
         """Write ``optimization_results.yaml`` (best parameters and value) to the sweep folder."""
         completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not completed:
+            if study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+                log.warning("Every trial of study %s was pruned: no best trial", study.study_name)
+                return
             raise SweepFailedError(
                 f"no trial of study {study.study_name} completed; their errors are in the "
                 "sweep folder's summary.md"
@@ -230,3 +243,31 @@ class AskTellSweep:
             OmegaConf.create(results),
             Path(self.config.hydra.sweep.dir) / "optimization_results.yaml",
         )
+
+
+def running_trial(hydra_config: DictConfig) -> optuna.Trial | None:
+    """The trial a job of this sweeper is running, from the job's Hydra config.
+
+    The trial is found in the sweep's storage by its job number, with the sweep's pruner.
+
+    Returns:
+        The trial, or ``None`` when the job is not a trial of a stored study of this sweeper.
+    """
+    sweeper = hydra_config.get("sweeper") or {}
+    if not str(sweeper.get("_target_", "")).startswith("hydra_plugins.unetlab_optuna_sweeper."):
+        return None
+    if sweeper.get("storage") is None:
+        log.warning("Pruning needs hydra.sweeper.storage; trials are not pruned")
+        return None
+    from hydra.utils import instantiate
+
+    study = optuna.load_study(
+        study_name=sweeper.study_name,
+        storage=sweeper.storage,
+        pruner=instantiate(sweeper.pruner),
+    )
+    job_num = int(hydra_config.job.num)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get(JOB_NUM) == job_num:
+            return optuna.Trial(study, trial._trial_id)
+    return None

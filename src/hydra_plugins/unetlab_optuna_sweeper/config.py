@@ -1,7 +1,7 @@
 """Structured configs of the sweeper, its samplers and its pruners.
 
 ``hydra/sweeper=optuna`` selects the sweeper; ``hydra/sweeper/sampler=tpe|random|cmaes|nsgaii|
-gp|grid`` and ``hydra/sweeper/pruner=nop|median|hyperband`` choose the sampler and pruner, whose
+gp|grid`` and ``hydra/sweeper/pruner=nop|median|hyperband|threshold`` choose the sampler and pruner, whose
 keyword arguments are then set as ``hydra.sweeper.sampler.<name>=...``.
 
 Hydra loads plugin modules outside ``sys.modules`` and OmegaConf reads the annotations of
@@ -89,6 +89,15 @@ class HyperbandPrunerConf:
 
 
 @dataclass
+class ThresholdPrunerConf:
+    _target_: str = "optuna.pruners.ThresholdPruner"
+    lower: Optional[float] = None
+    upper: Optional[float] = None
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+
+
+@dataclass
 class OptunaSweeperConf:
     _target_: str = "hydra_plugins.unetlab_optuna_sweeper.sweeper.OptunaSweeper"
     defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "nop"}])
@@ -123,7 +132,12 @@ def register_configs() -> None:
     }
     for name, node in samplers.items():
         store.store(group="hydra/sweeper/sampler", name=name, node=node, provider="unetlab")
-    pruners = {"nop": NopPrunerConf, "median": MedianPrunerConf, "hyperband": HyperbandPrunerConf}
+    pruners = {
+        "nop": NopPrunerConf,
+        "median": MedianPrunerConf,
+        "hyperband": HyperbandPrunerConf,
+        "threshold": ThresholdPrunerConf,
+    }
     for name, node in pruners.items():
         store.store(group="hydra/sweeper/pruner", name=name, node=node, provider="unetlab")
 
