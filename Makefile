@@ -39,7 +39,7 @@ test-all: test
 # .venv-min's own packages. Their floors rest on the APIs named in pyproject.toml.
 VENV_MIN := .venv-min
 MIN_STAMP := $(VENV_MIN)/.install-stamp
-MIN_TESTS ?= tests/test_optuna.py tests/test_user_configs.py tests/test_experiments.py \
+MIN_TESTS ?= tests/test_optuna.py tests/test_user_configs.py \
 	tests/test_data_elastic.py tests/test_data_volume_transforms.py tests/test_mean_iou.py \
 	tests/test_resume.py tests/test_inference_io.py tests/test_data_volumes.py \
 	tests/test_export.py tests/test_wandb.py
@@ -58,7 +58,8 @@ $(MIN_STAMP): $(STAMP)
 
 test-min: $(MIN_STAMP)
 	$(BIN)/uv pip list --python $(VENV_MIN)/bin/python
-	WANDB_MODE=offline MPLBACKEND=Agg $(VENV_MIN)/bin/python -m pytest -q $(PYTEST_ARGS) $(MIN_TESTS)
+	WANDB_MODE=offline MPLBACKEND=Agg $(VENV_MIN)/bin/python -m pytest -q --durations=5 \
+		$(PYTEST_ARGS) $(MIN_TESTS)
 
 # Speed against segmentation_models_pytorch and torchmetrics; rewrites docs/benchmarks.md.
 # ARGS="--quick" for a smoke run, ARGS="--device cuda" on a GPU machine.
