@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from unetlab.checkpoint import TrainedModel, load_trained_model
+from unetlab.config_location import CONFIG_DIR
 from unetlab.data.normalization import scale_to_unit, standardize
 from unetlab.data.resampling import resampled_shape, resize
 from unetlab.data.volumes import file_stem, is_nifti
@@ -53,7 +54,6 @@ from unetlab.reliability import exit_with_error
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 DEFAULT_TILE_SIZE = {2: 512, 3: 128}
 
 

@@ -16,6 +16,8 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from unetlab.config_location import CONFIG_DIR
+
 # `python train.py --help` answers without importing torch and Lightning (seconds of
 # start-up): the functions below import them, and the modules that do, when they run.
 if TYPE_CHECKING:
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 # The CSV logger writes into the run folder, which already holds the config: expected.
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
