@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from benchmark_page import load_average, log, machine, write_section
 
-ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("unetlab", "monai")
 SETTINGS = {
     "fp32": "both in float32",
@@ -62,7 +61,9 @@ def default_network(in_channels: int = 1) -> tuple[torch.nn.Module, dict]:
     import hydra
     from omegaconf import OmegaConf
 
-    config = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "unet.yaml"))
+    from unetlab.config_location import CONFIG_DIR
+
+    config = OmegaConf.to_container(OmegaConf.load(Path(CONFIG_DIR, "model", "unet.yaml")))
     config["in_channels"] = in_channels
     torch.manual_seed(0)
     return hydra.utils.instantiate(config).eval(), config
@@ -220,12 +221,13 @@ def markdown(rows: dict, args: argparse.Namespace) -> str:
     lines = [
         "## Tiled prediction against MONAI",
         "",
-        f"`python scripts/bench_inference.py --size {args.size} --output docs/benchmarks.md`: "
+        f"`python scripts/bench_inference.py --size {args.size} --repeats {args.repeats} "
+        "--output docs/benchmarks.md`: "
         f"a {args.size} x {args.size} image, the default network (`conf/model/unet.yaml`, "
         f"random weights), tile {args.tile}, overlap {args.overlap}, {args.batch_size} tiles "
         "per forward pass, Gaussian blending, on the same tile grid for both; each method "
-        "in a fresh process (time of one call after a warm-up call on one tile; peak RSS of "
-        "the process). unetlab runs `overlap_tile_predict` with the options "
+        f"in a fresh process (the fastest of {args.repeats} calls after a warm-up call on one "
+        "tile; peak RSS of the process). unetlab runs `overlap_tile_predict` with the options "
         "`unetlab-predict` passes; the fast row is `precision=bf16 channels_last=true` "
         "writing a mask (labels stitched row by row of tiles), against MONAI's "
         '`sliding_window_inference(..., mode="gaussian")` in float32 followed by `argmax`, '

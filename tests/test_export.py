@@ -18,7 +18,8 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 from tests.test_predict_cli import write_checkpoint
-from unetlab.export import CONFIG_DIR, METADATA_KEY, export
+from unetlab.config_location import CONFIG_DIR
+from unetlab.export import METADATA_KEY, export
 from unetlab.models import is_valid_input_size
 
 pytestmark = [

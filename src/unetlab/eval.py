@@ -29,8 +29,9 @@ from rich.table import Table
 
 from unetlab.checkpoint import load_trained_model
 from unetlab.config import ConfigError
+from unetlab.config_location import CONFIG_DIR
 from unetlab.reliability import report_error
-from unetlab.train import CONFIG_DIR, build_module
+from unetlab.train import build_module
 
 SPLITS = ("test", "val")
 RUN_PREFIX = "data."

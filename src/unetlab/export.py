@@ -27,12 +27,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from unetlab.checkpoint import TrainedModel, load_trained_model
+from unetlab.config_location import CONFIG_DIR
 from unetlab.models.size_planner import input_size_for_output, valid_input_sizes
 from unetlab.reliability import exit_with_error
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 DEFAULT_INPUT_SIZE = {2: 256, 3: 64}
 METADATA_KEY = "unetlab"
 """Name of the JSON metadata in the exported file (ONNX metadata, TorchScript extra file)."""

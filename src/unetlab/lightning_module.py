@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 
+from unetlab.budget_schedule import BudgetSchedule, budget_progress, budget_shape
 from unetlab.checkpoint import CONFIG_KEY, DATA_KEY
 from unetlab.instance_logging import InstanceScoreLogging
 from unetlab.metrics import (
@@ -223,21 +224,37 @@ class UNetModule(L.LightningModule):
                 self.log(f"{stage}/dice/{name}", dice)
 
     def configure_optimizers(self) -> dict[str, Any]:
+        """The optimizer and its schedule.
+
+        Runs limited by ``trainer.max_epochs`` use the configured scheduler as it is. Under a
+        time budget (``trainer.max_time``), or with ``max_epochs=-1``, cosine, poly and
+        one-cycle schedules follow the fraction of the budget spent instead, updated every
+        step (see :mod:`unetlab.budget_schedule`).
+        """
         trainable = [p for p in self.parameters() if p.requires_grad]
         optimizer = self.optimizer_factory(params=trainable)
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
-        keywords = getattr(self.scheduler_factory, "keywords", {})
-        extra = {}
-        if "steps_per_epoch" in keywords and keywords["steps_per_epoch"] is None:
-            extra["steps_per_epoch"] = math.ceil(
-                self.trainer.estimated_stepping_batches / max(1, self.trainer.max_epochs)
-            )
-        scheduler = self.scheduler_factory(optimizer=optimizer, **extra)
-        interval = "step" if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR) else "epoch"
+        shape = budget_shape(self.scheduler_factory)
+        progress = budget_progress(self.trainer) if shape is not None else None
+        if shape is not None and progress is not None:
+            scheduler = BudgetSchedule(optimizer, shape, progress)
+        else:
+            keywords = getattr(self.scheduler_factory, "keywords", {})
+            extra = {}
+            if "steps_per_epoch" in keywords and keywords["steps_per_epoch"] is None:
+                extra["steps_per_epoch"] = math.ceil(
+                    self.trainer.estimated_stepping_batches / max(1, self.trainer.max_epochs)
+                )
+            scheduler = self.scheduler_factory(optimizer=optimizer, **extra)
+        per_step = isinstance(scheduler, (torch.optim.lr_scheduler.OneCycleLR, BudgetSchedule))
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": interval},
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "monitor": self.monitor,
+                "interval": "step" if per_step else "epoch",
+            },
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -24,11 +24,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from unetlab.checkpoint import TrainedModel, load_trained_model
+from unetlab.config_location import CONFIG_DIR
 from unetlab.data.normalization import scale_to_unit, standardize
 from unetlab.data.resampling import resampled_shape, resize
 from unetlab.data.volumes import file_stem, is_nifti
 from unetlab.inference.ensemble import check_ensemble, checkpoint_paths, mean_probability_logits
 from unetlab.inference.io import (
+    PALETTE,
     InputImage,
     find_inputs,
     label_dtype,
@@ -44,11 +46,17 @@ from unetlab.inference.runner import parse_precision
 from unetlab.inference.tiling import overlap_tile_predict, plan_tiles
 from unetlab.inference.tta import parse_tta
 from unetlab.inference.windows import BLEND_MODES
+from unetlab.instances import (
+    InstancePostprocess,
+    checkpoint_target,
+    instance_dtype,
+    instance_labels,
+    object_palette,
+)
 from unetlab.reliability import exit_with_error
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 DEFAULT_TILE_SIZE = {2: 512, 3: 128}
 
 
@@ -277,6 +285,9 @@ def predict_file(
     dtype = label_dtype(trained.num_classes)
     labels = np.empty(image.items.shape[:-1], dtype)
     probabilities: list[np.ndarray] = []
+    objects: list[np.ndarray] = []
+    postprocess = InstancePostprocess(**_plain(cfg.postprocess)) if cfg.instances else None
+    target = checkpoint_target(trained.config)
     written: list[Path] = []
     nets = [trained.net] if nets is None else nets
     options = {
@@ -291,7 +302,9 @@ def predict_file(
         "channels_last": cfg.channels_last,
     }
     # Labels alone are stitched row by row of tiles, without logits of every class.
-    labels_only = not cfg.save_probabilities and grid_shape is None and len(nets) == 1
+    labels_only = (
+        not cfg.save_probabilities and postprocess is None and grid_shape is None and len(nets) == 1
+    )
     for index, item in enumerate(image.items):
         # The normalised input is only referenced by the call, so it is freed right after.
         if labels_only:
@@ -315,21 +328,34 @@ def predict_file(
             labels[index] = labels_from_logits(logits, dtype)
             if cfg.save_probabilities:
                 probabilities.append(probabilities_from_logits(logits))
+            if postprocess is not None:
+                objects.append(instance_labels(logits, target, postprocess))
             del logits
         if cfg.save_overlay:
             # Scaled again rather than kept through the tiling: it is cheap, memory is not.
-            plane, plane_labels = unit_intensities(item), labels[index]
+            # With instances, every object is outlined in its own colour.
+            plane = unit_intensities(item)
+            plane_labels = objects[index] if objects else labels[index]
             name = image.stem + (f"_{index:03d}" if len(image.items) > 1 else "")
             if spatial_dims == 3:
                 middle = plane.shape[0] // 2
                 plane, plane_labels = plane[middle], plane_labels[middle]
                 name += f"_z{middle:03d}"
             path = output_dir / "overlays" / f"{name}.png"
-            write_overlay(path, overlay_rgb(plane, plane_labels, cfg.overlay_alpha))
+            palette = object_palette() if objects else PALETTE
+            write_overlay(
+                path, overlay_rgb(plane, plane_labels, cfg.overlay_alpha, palette=palette)
+            )
             written.append(path)
     path = mask_path(output_dir, image, cfg.mask_format)
     write_mask(path, labels if image.stacked else labels[0], image.grid)
     written.insert(0, path)
+    if objects:
+        stacked = np.stack(objects)
+        stacked = stacked.astype(instance_dtype(stacked), copy=False)
+        path = output_dir / "instances" / f"{image.stem}.tif"
+        write_mask(path, stacked if image.stacked else stacked[0], image.grid)
+        written.insert(1, path)
     if probabilities:
         spatial = "ZYX"[-spatial_dims:]
         if image.stacked:
@@ -342,7 +368,7 @@ def predict_file(
         suffix = ".nii.gz" if is_nifti(image.path) else ".tif"
         path = output_dir / "probabilities" / f"{image.stem}{suffix}"
         write_probabilities(path, data, axes, image.grid)
-        written.insert(1, path)
+        written.insert(2 if objects else 1, path)
     return written
 
 

@@ -280,7 +280,11 @@ def display_range(image: np.ndarray, percentiles: tuple[float, float] = (1.0, 99
 
 
 def overlay_rgb(
-    image: np.ndarray, labels: np.ndarray, alpha: float = 0.4, chunk_rows: int = 1024
+    image: np.ndarray,
+    labels: np.ndarray,
+    alpha: float = 0.4,
+    chunk_rows: int = 1024,
+    palette: np.ndarray = PALETTE,
 ) -> np.ndarray:
     """An RGB picture of ``image`` with every class but 0 tinted and outlined in its colour.
 
@@ -293,6 +297,7 @@ def overlay_rgb(
         labels: (H, W) class indices.
         alpha: Opacity of the tint; outlines are opaque.
         chunk_rows: Rows composed at a time (bounds the float32 working memory).
+        palette: Colour of every label (row 0 unused); labels beyond it cycle.
     """
     image = image if image.shape[-1] == 3 else image[..., :1]
     low, high = display_range(image)
@@ -308,7 +313,7 @@ def overlay_rgb(
         base = np.clip((image[rows].astype(np.float32) - low) * scale, 0.0, 255.0)
         base = np.broadcast_to(base, (*base.shape[:2], 3))
         chunk_labels = labels[rows]
-        colour = PALETTE[(chunk_labels - 1) % (len(PALETTE) - 1) + 1]
+        colour = palette[(chunk_labels - 1) % (len(palette) - 1) + 1]
         foreground = (chunk_labels > 0)[..., None]
         opacity = np.where(foreground, alpha, 0.0) + np.where(
             (edges[rows] & (chunk_labels > 0))[..., None], 1.0 - alpha, 0.0

@@ -9,6 +9,7 @@ from unetlab.reliability.errors import (
     report_error,
 )
 from unetlab.reliability.resume import find_last_checkpoint, prepare_resume
+from unetlab.reliability.resumed_metrics import continue_csv_logs, restore_metrics
 from unetlab.reliability.seeding import EpochShuffleSampler, derive_seed, run_seed
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "AtomicCheckpointIO",
     "EpochShuffleSampler",
     "atomic_torch_save",
+    "continue_csv_logs",
     "derive_seed",
     "error_summary",
     "exit_with_error",
@@ -23,5 +25,6 @@ __all__ = [
     "one_line",
     "prepare_resume",
     "report_error",
+    "restore_metrics",
     "run_seed",
 ]
