@@ -1,8 +1,9 @@
 """Overlap-tile prediction (Ronneberger et al. 2015) for images and volumes of any size.
 
 Tiles are read from the image with mirrored borders, run through the network a batch at
-a time, and their outputs are written into one preallocated array, so memory grows with
-the tile batch and the output, never with a list of tiles.
+a time, and their outputs are stitched as they come (:mod:`unetlab.inference.stitching`):
+into one preallocated array of logits, or row by row of tiles into labels, so memory
+grows with the tile batch and the output, never with a list of tiles.
 
 * ``padding="valid"`` networks predict only the centre of their input. The planner picks
   input tiles whose output tiles cover the image side by side, without blending, and
