@@ -41,6 +41,8 @@ SETTINGS = {
     "fast": "unetlab-predict fast settings vs MONAI as documented",
 }
 """Row name -> what it compares."""
+FAST_SETTINGS = ("precision=bf16", "channels_last=true")
+"""The documented fast settings of ``unetlab-predict``."""
 SECTION = "bench_inference"
 SOFTWARE = ("torch", "monai", "numpy")
 
@@ -296,6 +298,7 @@ def predict_rss(args: argparse.Namespace) -> None:
             f"save_probabilities={str(args.save_all).lower()}",
             f"save_overlay={str(args.save_all).lower()}",
             "progress=false",
+            *(FAST_SETTINGS if args.fast else ()),
         ]
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -305,7 +308,8 @@ def predict_rss(args: argparse.Namespace) -> None:
         print(done.stdout.strip().splitlines()[-1])
     print(
         f"unetlab-predict on {args.size}x{args.size} (tile {args.tile}, batch {args.batch_size}, "
-        f"outputs: mask{', probabilities, overlay' if args.save_all else ''}): "
+        f"outputs: mask{', probabilities, overlay' if args.save_all else ''}"
+        f"{', ' + ' '.join(FAST_SETTINGS) if args.fast else ''}): "
         f"{seconds:.1f} s, peak RSS {peak_rss_mb(resource.RUSAGE_CHILDREN):.0f} MiB"
     )
 
@@ -328,6 +332,9 @@ def main() -> None:
     parser.add_argument("--predict-rss", action="store_true", help="memory check of the CLI")
     parser.add_argument(
         "--save-all", action="store_true", help="with --predict-rss: probabilities and overlay too"
+    )
+    parser.add_argument(
+        "--fast", action="store_true", help="with --predict-rss: " + " ".join(FAST_SETTINGS)
     )
     parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument(
