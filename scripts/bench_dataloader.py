@@ -22,7 +22,7 @@ import hydra
 import torch
 from hydra import compose, initialize_config_dir
 
-from unetlab.lightning_module import center_crop_like
+from unetlab.models.blocks import center_crop_like
 from unetlab.train import CONFIG_DIR
 
 

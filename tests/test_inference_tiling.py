@@ -9,15 +9,13 @@ import pytest
 import torch
 from torch import nn
 
+from unetlab.data.mirror import crop_mirrored, mirror_pad, reflect_indices
 from unetlab.inference.tiling import (
-    extract_tile,
-    mirror_pad,
     overlap_tile_predict,
     plan_same_axis,
     plan_tiles,
     plan_valid_axis,
     predict_tiles,
-    reflect_indices,
 )
 from unetlab.models import UNet, input_size_for_output, valid_input_sizes, valid_output_size
 
@@ -179,7 +177,7 @@ def test_mirror_matches_numpy_reflect_and_extends_beyond_the_image() -> None:
     image = np.arange(2 * 5 * 7, dtype=np.float32).reshape(2, 5, 7)
     expected = np.pad(image, ((0, 0), (3, 4), (6, 2)), mode="reflect")
     np.testing.assert_array_equal(mirror_pad(image, (3, 6), (4, 2)), expected)
-    assert reflect_indices(-9, 20, 4).tolist() == [
+    assert reflect_indices(np.arange(-9, 11), 4).tolist() == [
         3,
         2,
         1,
@@ -201,8 +199,8 @@ def test_mirror_matches_numpy_reflect_and_extends_beyond_the_image() -> None:
         3,
         2,
     ]
-    assert reflect_indices(-2, 4, 1).tolist() == [0, 0, 0, 0]
-    inside = extract_tile(image, (1, 2), (3, 4))
+    assert reflect_indices(np.arange(-2, 2), 1).tolist() == [0, 0, 0, 0]
+    inside = crop_mirrored(image, (1, 2), (3, 4), first_axis=1)
     assert np.shares_memory(inside, image)
 
 

@@ -20,8 +20,8 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from unetlab.checkpoint import CONFIG_KEY, DATA_KEY
+from unetlab.data.mirror import mirror_pad
 from unetlab.data.normalization import scale_to_unit, standardize
-from unetlab.inference.tiling import mirror_pad
 from unetlab.models import UNet, input_size_for_output, valid_output_size
 from unetlab.predict import CONFIG_DIR, predict
 

@@ -33,6 +33,7 @@ from torch import nn
 
 from unetlab.checkpoint import TrainedModel
 from unetlab.data.io import read_image
+from unetlab.data.mirror import crop_mirrored
 from unetlab.data.normalization import DEFAULT_PERCENTILES, scale_to_unit, standardize
 from unetlab.data.synthetic import generate_nuclei_image
 from unetlab.inference.io import overlay_rgb
@@ -147,8 +148,8 @@ def _cover(image: np.ndarray, logits: np.ndarray, path: Path) -> None:
     labels = logits[0].argmax(0)
     if spatial_dims == 3:
         image, labels = image[image.shape[0] // 2], labels[labels.shape[0] // 2]
-    crop = [(a - b) // 2 for a, b in zip(image.shape[:2], labels.shape, strict=True)]
-    image = image[crop[0] : crop[0] + labels.shape[0], crop[1] : crop[1] + labels.shape[1]]
+    starts = [(a - b) // 2 for a, b in zip(image.shape[:2], labels.shape, strict=True)]
+    image = crop_mirrored(image, starts, labels.shape)
     plain = overlay_rgb(image, np.zeros_like(labels))
     Image.fromarray(np.concatenate([plain, overlay_rgb(image, labels)], axis=1)).save(path)
 

@@ -13,24 +13,10 @@ from torchmetrics import MaxMetric, MeanMetric
 
 from unetlab.checkpoint import CONFIG_KEY, DATA_KEY
 from unetlab.metrics import MeanIoU, pixel_error, rand_error
+from unetlab.models.blocks import center_crop_like
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
-
-
-def center_crop_like(tensor: Tensor, reference: Tensor) -> Tensor:
-    """Crop the trailing spatial dims of ``tensor`` to those of ``reference`` (centred).
-
-    Valid-padding networks predict a smaller centre region than their input; targets and
-    weight maps are cropped to it.
-    """
-    spatial = reference.shape[2:]
-    offset = tensor.ndim - len(spatial)
-    slices = [slice(None)] * offset
-    for size, target in zip(tensor.shape[offset:], spatial, strict=True):
-        start = (size - target) // 2
-        slices.append(slice(start, start + target))
-    return tensor[tuple(slices)]
 
 
 class UNetModule(L.LightningModule):

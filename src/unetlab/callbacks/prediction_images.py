@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from unetlab.lightning_module import UNetModule, center_crop_like
+from unetlab.lightning_module import UNetModule
+from unetlab.models.blocks import center_crop_like
 from unetlab.visualization.predictions import plot_predictions
 
 
