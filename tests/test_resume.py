@@ -17,7 +17,8 @@ import torch
 from tests.conftest import TINY_OVERRIDES, command_env, train_command
 from unetlab.checkpoint import load_checkpoint
 from unetlab.config import ConfigError
-from unetlab.reliability import EpochShuffleSampler, find_last_checkpoint
+from unetlab.data.sampler import EpochShuffleSampler
+from unetlab.reliability import find_last_checkpoint
 from unetlab.reliability.resume import prepare_resume
 from unetlab.train import train
 

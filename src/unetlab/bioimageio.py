@@ -37,6 +37,7 @@ from unetlab.data.mirror import crop_mirrored
 from unetlab.data.normalization import DEFAULT_PERCENTILES, scale_to_unit, standardize
 from unetlab.data.synthetic import generate_nuclei_image
 from unetlab.inference.io import overlay_rgb
+from unetlab.labels import default_class_names
 from unetlab.models.size_planner import valid_input_sizes, valid_output_size
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,7 @@ def export_bioimageio(
     spatial_dims = int(model.get("spatial_dims", 2))
     spatial = ["z", "y", "x"][-spatial_dims:]
     mean, std = _statistics(trained)
-    class_names = trained.class_names or [f"class{i}" for i in range(trained.num_classes)]
+    class_names = trained.class_names or default_class_names(trained.num_classes)
     rule = tile_rule(trained.net)
     smallest, step, offset = rule
     network = type(trained.net).__name__

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 
 from unetlab.checkpoint import CONFIG_KEY, DATA_KEY
+from unetlab.labels import default_class_names
 from unetlab.metrics import MeanIoU, pixel_error, rand_error
 from unetlab.models.blocks import center_crop_like
 
@@ -62,7 +63,7 @@ class UNetModule(L.LightningModule):
         self.scheduler_factory = scheduler or None
         self.monitor = monitor
         self.run_config = run_config
-        self.class_names = list(class_names or [f"class_{i}" for i in range(num_classes)])
+        self.class_names = list(class_names or default_class_names(num_classes))
         metric_args = {
             "num_classes": num_classes,
             "ignore_index": ignore_index,

@@ -17,7 +17,7 @@ from unetlab.data.normalization import DEFAULT_PERCENTILES, scale_to_unit
 from unetlab.data.readers import READERS
 from unetlab.data.resampling import check_spacing, resampled_shape, resize
 from unetlab.data.samples import Sample
-from unetlab.losses.weight_map import instances_from_binary
+from unetlab.labels import instances_from_binary
 
 WeightMapFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 

@@ -9,12 +9,11 @@ from unetlab.reliability.errors import (
     report_error,
 )
 from unetlab.reliability.resume import find_last_checkpoint, prepare_resume
-from unetlab.reliability.seeding import EpochShuffleSampler, derive_seed, run_seed
+from unetlab.reliability.seeding import derive_seed, run_seed
 
 __all__ = [
     "REPORTED_ERRORS",
     "AtomicCheckpointIO",
-    "EpochShuffleSampler",
     "atomic_torch_save",
     "derive_seed",
     "error_summary",
