@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from unetlab.data import BiomedicalDataModule, FolderSource
+from unetlab.data.io import read_volume
 from unetlab.data.mirror import crop_mirrored
 from unetlab.data.patches import ContextPlanner, PatchSampler
 from unetlab.data.resampling import resize
-from unetlab.data.volumes import Volume, read_volume, write_volume
+from unetlab.data.volumes import Volume, write_volume
 from unetlab.models import UNet
 from unetlab.models.blocks import center_crop_like
 from unetlab.models.size_planner import input_size_for_output

@@ -27,7 +27,7 @@ from unetlab.data.normalization import DEFAULT_PERCENTILES, RunningChannelStats,
 from unetlab.data.patches import ContextPlanner, PatchSampler
 from unetlab.data.resampling import check_spacing
 from unetlab.data.sampler import EpochShuffleSampler
-from unetlab.data.samples import Sample
+from unetlab.data.samples import Sample, pages_of_stacks
 from unetlab.data.sources import DatasetSource, FolderSource
 from unetlab.data.splits import STAGES, make_split
 from unetlab.labels import default_class_names
@@ -251,6 +251,8 @@ class BiomedicalDataModule(L.LightningDataModule):
         if self.datasets:
             return
         samples = self.source.samples()
+        if self.spatial_dims == 2:
+            samples = pages_of_stacks(samples)
         by_name = {sample.name: sample for sample in samples}
         if len(by_name) != len(samples):
             raise ValueError(
