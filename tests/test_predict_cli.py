@@ -223,11 +223,9 @@ def run_predict(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_trained_checkpoint_end_to_end(
-    tmp_path: Path, make_config: Callable[..., DictConfig], data_cache: Path
+    tmp_path: Path, trained_run: dict[str, Any], data_cache: Path
 ) -> None:
-    from unetlab.train import train
-
-    metrics, _ = train(make_config())
+    metrics = trained_run
     images = sorted(data_cache.glob("synthetic/*/images"))[0]
     out = tmp_path / "predictions"
     result = run_predict(
@@ -241,7 +239,7 @@ def test_trained_checkpoint_end_to_end(
     count = len(list(images.glob("*.png")))
     assert int(match[1]) == count and Path(match[3]) == out
     assert len(list((out / "masks").glob("*.png"))) == count
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions", "run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions"]
 
     rgb = save_png(tmp_path / "rgb.png", (20, 20, 3))
     result = run_predict(
