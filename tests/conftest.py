@@ -90,8 +90,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """With ``-m fast``, skip importing test modules that hold no fast test."""
-    if config.getoption("markexpr", "") != "fast" or not collection_path.name.startswith("test_"):
+    """With ``-m fast`` (or ``-m "fast and ..."``), skip modules that hold no fast test."""
+    selection = config.getoption("markexpr", "").split(" and ")
+    if selection[0].strip() != "fast" or not collection_path.name.startswith("test_"):
         return None
     if collection_path.suffix == ".py" and collection_path.name not in FAST_TESTS:
         return True
