@@ -17,7 +17,8 @@ Networks compared with each other are timed in the same process, alternating
 (A, B, A, B, ...), and the median step is reported, so a load change on the machine hits
 both. Peak memory is measured in a fresh process per network: the growth of the peak
 resident set size over one inference and two training steps on CPU, or
-``torch.cuda.max_memory_allocated`` on CUDA. Writes the tables to ``docs/benchmarks.md``::
+``torch.cuda.max_memory_allocated`` on CUDA. Writes the tables to its own section of
+``docs/benchmarks.md`` (the other sections of the page are kept)::
 
     python scripts/bench_train.py            # full run (``make bench``), tens of minutes on 2 cores
     python scripts/bench_train.py --quick    # smoke run: small images, one repetition
@@ -31,8 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from benchmark_page import load_average, log, machine, write_section
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,8 @@ IN_CHANNELS = 1
 NUM_CLASSES = 2
 DECODER_CHANNELS = (256, 128, 64, 32, 16)
 METRIC_BATCH, METRIC_SIZE = 8, 256  # MeanIoU against torchmetrics, also in --quick runs
-VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_fp16")
+SOFTWARE = ("torch", "torchvision", "segmentation-models-pytorch", "torchmetrics", "lightning")
+SECTION = "bench_train"
 
 
 @dataclass(frozen=True)
@@ -385,48 +386,6 @@ def startup_seconds(repeats: int) -> float:
     return statistics.median(seconds)
 
 
-def machine(device: torch.device) -> dict[str, str]:
-    """What the numbers were measured on."""
-    cpu, memory = platform.processor() or platform.machine(), "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
-        lines = cpuinfo.read().splitlines()
-        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-        flags = next(
-            (line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []
-        )
-        units = [flag for flag in VECTOR_FLAGS if flag in flags]
-        cpu = (names[0] if names else cpu) + (f" ({', '.join(units)})" if units else "")
-    with contextlib.suppress(OSError), open("/proc/meminfo") as meminfo:
-        total_kib = int(meminfo.readline().split()[1])
-        memory = f"{total_kib / 2**20:.0f} GiB"
-    return {
-        "CPU": f"{cpu}, {len(os.sched_getaffinity(0))} cores, {torch.get_num_threads()} threads",
-        "memory": memory,
-        "GPU": torch.cuda.get_device_name(device) if device.type == "cuda" else "none",
-        "software": software_versions(),
-        "OS": platform.platform(),
-    }
-
-
-def software_versions() -> str:
-    from importlib import metadata
-
-    names = ("torch", "torchvision", "segmentation-models-pytorch", "torchmetrics", "lightning")
-    versions = []
-    for name in names:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions.append(f"{name} {metadata.version(name)}")
-    return f"Python {platform.python_version()}, " + ", ".join(versions)
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def load_average() -> str:
-    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
@@ -452,7 +411,7 @@ PEER_NAMES = {
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The results as ``docs/benchmarks.md``."""
+    """The results as this script's section of ``docs/benchmarks.md``."""
     settings = results["settings"]
     memory_kind = (
         "`torch.cuda.max_memory_allocated` growth"
@@ -460,8 +419,6 @@ def markdown(results: dict[str, Any]) -> str:
         else "peak RSS growth"
     )
     lines = [
-        "# Benchmarks",
-        "",
         "Written by `make bench` (`python scripts/bench_train.py`); do not edit by hand.",
         "",
         "## Machine",
@@ -666,7 +623,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is available")
     results: dict[str, Any] = {
-        "machine": machine(device),
+        "machine": machine(device, SOFTWARE),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "load_before": load_average(),
         "settings": {
@@ -684,8 +641,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results["load_after"] = load_average()
     print_summary(results)
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(markdown(results))
+        write_section(args.output, SECTION, markdown(results))
         log(f"wrote {args.output}")
     return results
 

@@ -49,11 +49,22 @@ FAST_TESTS: dict[str, frozenset[str]] = {
     "test_resnet_unet.py": ALL,
     "test_size_planner.py": ALL,
     "test_synthetic.py": ALL,
+    "test_visualization_instances.py": ALL,
     # Metrics and losses.
     "test_em_metrics.py": ALL,
+    "test_instance_scores.py": ALL,
+    "test_loss_ignore_index.py": ALL,
     "test_losses.py": ALL,
     "test_mean_iou.py": ALL,
     "test_weight_map.py": ALL,
+    # Benchmark page and sweep files.
+    "test_benchmark_scripts.py": ALL,
+    "test_wandb_sweeps.py": frozenset(
+        {
+            "test_sweep_folder_has_grid_random_and_bayes_examples",
+            "test_agent_command_is_plain_hydra_overrides",
+        }
+    ),
     # Config composition.
     "test_experiments.py": frozenset(
         {

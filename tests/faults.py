@@ -9,6 +9,14 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from unetlab.reliability import AtomicCheckpointIO
+
+
+def pause(marker: Path, seconds: float) -> None:
+    """Write this process's id to ``marker``, then wait (to be killed)."""
+    marker.write_text(str(os.getpid()))
+    time.sleep(seconds)
+
 
 class PauseAtStep(L.Callback):
     """At global step ``step`` (on ``rank``), write the process id to ``marker`` and wait.
@@ -24,8 +32,50 @@ class PauseAtStep(L.Callback):
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx: int) -> None:
         if trainer.global_step == self.step and trainer.global_rank == self.rank:
-            self.marker.write_text(str(os.getpid()))
-            time.sleep(self.seconds)
+            pause(self.marker, self.seconds)
+
+
+class PauseInStage(L.Callback):
+    """At the first batch of ``stage`` (``validation`` or ``test``) in ``epoch``, pause.
+
+    ``epoch=None`` means any epoch; the sanity check's validation does not count.
+    """
+
+    def __init__(
+        self, stage: str, marker: str, epoch: int | None = None, seconds: float = 120.0
+    ) -> None:
+        self.stage = stage
+        self.marker = Path(marker)
+        self.epoch = epoch
+        self.seconds = seconds
+
+    def _maybe_pause(self, trainer: L.Trainer, stage: str) -> None:
+        if stage != self.stage or trainer.sanity_checking:
+            return
+        if self.epoch is None or trainer.current_epoch == self.epoch:
+            pause(self.marker, self.seconds)
+
+    def on_validation_batch_start(self, trainer: L.Trainer, *args, **kwargs) -> None:
+        self._maybe_pause(trainer, "validation")
+
+    def on_test_batch_start(self, trainer: L.Trainer, *args, **kwargs) -> None:
+        self._maybe_pause(trainer, "test")
+
+
+class PauseAfterFirstSave(AtomicCheckpointIO):
+    """Checkpoint writer that pauses as soon as the run's first checkpoint file is complete.
+
+    That file is the best checkpoint of epoch 0; ``last.ckpt`` is written next.
+    """
+
+    def __init__(self, marker: str, seconds: float = 120.0) -> None:
+        super().__init__()
+        self.marker = Path(marker)
+        self.seconds = seconds
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        super().save_checkpoint(checkpoint, path, storage_options)
+        pause(self.marker, self.seconds)
 
 
 class CrashAtStep(L.Callback):

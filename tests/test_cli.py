@@ -48,3 +48,18 @@ def test_unknown_option_lists_choices(tmp_path: Path) -> None:
     result = run_train(["model=unknown_net"], tmp_path, timeout=60)
     assert result.returncode != 0
     assert "unet" in result.stderr and "unknown_net" in result.stderr
+
+
+def test_console_prints_each_event_once_without_tips(tmp_path: Path, data_cache: Path) -> None:
+    with_progress_bar = [item for item in TINY_OVERRIDES if "progress" not in item]
+    result = run_train([*with_progress_bar, f"paths.cache_dir={data_cache}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    console = result.stdout + result.stderr
+    for event in ("Seed set to 42", "GPU available:", "`Trainer.fit` stopped", "best checkpoint:"):
+        assert console.count(event) == 1, event
+    assert "Seed set to 42" in console and "[lightning.fabric.utilities.seed][INFO]" in console
+    assert not re.search(r"^INFO: ", console, re.MULTILINE)
+    assert "Tip:" not in console and "litlogger" not in console
+    assert "━" in console  # Lightning's rich progress bar
+    (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
+    assert (run_dir / "train.log").read_text().count("Seed set to 42") == 1

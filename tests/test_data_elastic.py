@@ -1,4 +1,5 @@
-"""The paper's elastic deformation: smooth, label-preserving, and image and mask stay aligned."""
+"""The paper's elastic deformation: displacements of size sigma, smooth, label-preserving,
+image and mask aligned."""
 
 from __future__ import annotations
 
@@ -72,8 +73,37 @@ def test_integer_labels_of_any_dtype_and_multichannel_images() -> None:
     assert np.array_equal(reflect_indices(np.array([-2, -1, 0, 4, 5, 6]), 5), [2, 1, 0, 4, 3, 2])
 
 
-def test_same_seed_same_deformation() -> None:
+def coordinate_image(size: int) -> np.ndarray:
+    """Two float channels holding each pixel's own row and column."""
+    rows, cols = np.indices((size, size), dtype=np.float32)
+    return np.stack([rows, cols], axis=-1)
+
+
+@pytest.mark.parametrize("sigma", [3.0, 10.0])
+def test_warped_images_move_by_sigma_at_the_grid_points(sigma: float) -> None:
+    # With 65 pixels the 3x3 grid has a point on the centre pixel, whose displacement is
+    # drawn from N(0, sigma): read it back from the warped coordinates of that pixel.
+    size, centre = 65, 32
+    image = coordinate_image(size)
+    transform = A.Compose([ElasticDeformation(grid_size=3, sigma=sigma, p=1.0)], seed=3)
+    shifts = np.array(
+        [transform(image=image)["image"][centre, centre] - centre for _ in range(400)]
+    )
+    assert np.std(shifts[:, 0]) == pytest.approx(sigma, rel=0.15)
+    assert np.std(shifts[:, 1]) == pytest.approx(sigma, rel=0.15)
+    assert np.abs(np.mean(shifts, axis=0)).max() < 0.25 * sigma
+
+
+def test_sigma_zero_is_the_identity_and_seeds_decide_the_warp() -> None:
     image, mask = labelled_scene()
+    still = A.Compose([ElasticDeformation(sigma=0.0, p=1.0)], seed=0)(image=image, mask=mask)
+    np.testing.assert_allclose(still["image"], image, atol=1e-4)
+    assert np.array_equal(still["mask"], mask)
+
     first = A.Compose([ElasticDeformation(p=1.0)], seed=7)(image=image, mask=mask)
     second = A.Compose([ElasticDeformation(p=1.0)], seed=7)(image=image, mask=mask)
+    other = A.Compose([ElasticDeformation(p=1.0)], seed=8)(image=image, mask=mask)
     assert np.array_equal(first["image"], second["image"])
+    assert np.array_equal(first["mask"], second["mask"])
+    assert np.mean(first["mask"] != mask) > 0.01
+    assert np.mean(first["mask"] != other["mask"]) > 0.01

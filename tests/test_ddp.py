@@ -36,6 +36,10 @@ def test_ddp_cpu_val_miou_equals_one_process(make_config) -> None:
     single = evaluate(last, split="val", data_overrides=["data.batch_size=1"])
     assert single["val/miou"] == pytest.approx(metrics["val/miou"], abs=1e-6)
     assert single["val/iou/background"] == pytest.approx(metrics["val/iou/background"], abs=1e-6)
+    # Object-level scores: counts summed and per-image DSB scores averaged across processes.
+    for name in ("n_true", "n_pred", "f1_50", "dsb_score", "panoptic_quality"):
+        key = f"val/instances/{name}"
+        assert single[key] == pytest.approx(metrics[key], abs=1e-6), key
 
 
 @pytest.mark.ddp

@@ -71,12 +71,19 @@ def test_eval_em_metrics_after_the_paper_recipe(make_config, tmp_path: Path) -> 
         tiny=False,
     )
     metrics, _ = train(cfg)
-    assert "test/pixel_error" in metrics and "test/rand_error" in metrics
+    for name in ("test/pixel_error", "test/v_rand", "test/v_info", "test/v_rand_unthinned"):
+        assert 0 <= metrics[name] <= 1, name
 
     out = tmp_path / "eval"
     assert main([f"ckpt_path={metrics['ckpt_path']}", f"output_dir={out}"]) == 0
     scores = json.loads((out / "metrics.json").read_text())["metrics"]
-    for name in ("test/miou", "test/iou/membrane", "test/pixel_error", "test/rand_error"):
+    for name in (
+        "test/miou",
+        "test/iou/membrane",
+        "test/pixel_error",
+        "test/v_rand",
+        "test/v_info",
+    ):
         assert scores[name] == pytest.approx(metrics[name], abs=1e-6), name
 
 

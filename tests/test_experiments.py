@@ -99,9 +99,27 @@ def test_debug_limit(make_config) -> None:
     assert Path(metrics["ckpt_path"]).is_file()
 
 
-def test_debug_profiler(make_config) -> None:
-    metrics, _ = train(make_config(["debug=profiler"]))
-    assert Path(metrics["output_dir"], "fit-profile.txt").is_file()
+def profiler_rows(report: str) -> dict[str, tuple[float, int, float]]:
+    """``action -> (mean s, calls, total s)`` from a SimpleProfiler report."""
+    rows = {}
+    for line in report.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[1] not in ("-", "Mean duration (s)"):
+            rows[cells[0]] = (float(cells[1]), int(cells[2]), float(cells[3]))
+    return rows
+
+
+def test_debug_profiler_times_every_training_step(make_config) -> None:
+    metrics, objects = train(make_config(["debug=profiler"]))
+    trainer = objects["trainer"]
+    rows = profiler_rows(Path(metrics["output_dir"], "fit-profile.txt").read_text())
+    assert trainer.max_epochs == 1 and trainer.global_step > 0
+    assert rows["run_training_epoch"][1] == 1
+    assert rows["run_training_batch"][1] == trainer.global_step
+    assert rows["[LightningModule]UNetModule.optimizer_step"][1] == trainer.global_step
+    for mean, calls, total in rows.values():
+        assert total == pytest.approx(mean * calls, rel=1e-2, abs=1e-3)
+    assert rows["run_training_epoch"][2] >= rows["run_training_batch"][2] > 0
 
 
 def test_debug_overfit_drives_the_loss_down(make_config) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from omegaconf import OmegaConf
 
 from tests.conftest import run_train
 from unetlab.config import ConfigError, check_config
@@ -49,8 +53,38 @@ def test_literal_choices_are_listed(make_config) -> None:
         check_config(make_config(["trainer.precision=banana"], tiny=False))
 
 
-def test_default_config_passes(make_config) -> None:
-    check_config(make_config(tiny=False))
+def target_nodes(node: Any, keys: tuple = ()) -> Iterator[tuple[tuple, str]]:
+    """Keys and printed path of every node with a ``_target_``, as the checker names them."""
+    if isinstance(node, dict):
+        if "_target_" in node:
+            path = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys)
+            yield keys, path.lstrip(".")
+        for key, value in node.items():
+            yield from target_nodes(value, (*keys, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from target_nodes(value, (*keys, index))
+
+
+def test_default_config_passes_and_every_object_in_it_is_checked(make_config) -> None:
+    cfg = make_config(tiny=False)
+    check_config(cfg)
+    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    nodes = list(target_nodes(OmegaConf.to_container(job)))
+    top_level = {path.split(".")[0] for _, path in nodes}
+    assert {"model", "data", "loss", "optimizer", "scheduler", "trainer", "callbacks"} <= top_level
+    # A broken target anywhere in the default config is found and named.
+    for keys, path in nodes:
+        broken = copy.deepcopy(job)
+        node = broken
+        for key in keys:
+            node = node[key]
+        node["_target_"] = "unetlab.no_such_module.Thing"
+        with pytest.raises(ConfigError) as error:
+            check_config(broken)
+        assert str(error.value).startswith(
+            f"{path}._target_='unetlab.no_such_module.Thing' cannot be imported"
+        ), path
 
 
 def test_wrong_type_on_the_command_line_is_one_line(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from unetlab.lightning_module import UNetModule
 from unetlab.losses import CrossEntropyLoss
-from unetlab.metrics import pixel_error, rand_error
+from unetlab.metrics import info_f_score, pixel_error, rand_f_score
 from unetlab.models.blocks import center_crop_like
 
 
@@ -60,13 +60,18 @@ def test_test_run_reports_em_metrics_per_image_mean() -> None:
 
     cells_true = (truths != 1).numpy()
     cells_pred = (predictions != 1).numpy()
-    expected_pixel = np.mean(
-        [pixel_error(p, t) for p, t in zip(cells_pred, cells_true, strict=True)]
-    )
-    expected_rand = np.mean([rand_error(p, t) for p, t in zip(cells_pred, cells_true, strict=True)])
-    assert results["test/pixel_error"] == pytest.approx(expected_pixel, abs=1e-6)
-    assert results["test/rand_error"] == pytest.approx(expected_rand, abs=1e-6)
-    assert expected_rand > 0 and expected_pixel > 0
+    pairs = list(zip(cells_pred, cells_true, strict=True))
+    expected = {
+        "test/pixel_error": np.mean([pixel_error(p, t) for p, t in pairs]),
+        "test/v_rand": np.mean([rand_f_score(p, t) for p, t in pairs]),
+        "test/v_info": np.mean([info_f_score(p, t) for p, t in pairs]),
+        "test/v_rand_unthinned": np.mean([rand_f_score(p, t, thinning=False) for p, t in pairs]),
+    }
+    for name, value in expected.items():
+        assert results[name] == pytest.approx(value, abs=1e-6), name
+    assert expected["test/pixel_error"] > 0
+    assert 0 < expected["test/v_rand_unthinned"] < expected["test/v_rand"] < 1
+    assert 0 < expected["test/v_info"] < 1
 
 
 def test_em_metrics_leave_out_ignored_border() -> None:
@@ -89,5 +94,7 @@ def test_em_metrics_leave_out_ignored_border() -> None:
     batch = {"image": torch.zeros(1, 1, 24, 24), "mask": truth[None]}
     (results,) = trainer.test(module, dataloaders=DataLoader([batch], batch_size=None))
     assert results["test/pixel_error"] == 0.0
-    assert results["test/rand_error"] == pytest.approx(0.0, abs=1e-12)
+    assert results["test/v_rand"] == pytest.approx(1.0, abs=1e-12)
+    assert results["test/v_info"] == pytest.approx(1.0, abs=1e-12)
+    assert results["test/v_rand_unthinned"] == pytest.approx(1.0, abs=1e-12)
     assert results["test/miou"] == 1.0

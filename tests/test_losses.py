@@ -195,13 +195,27 @@ def test_deep_supervision_weights_and_pass_through():
 
 def test_deep_supervision_upsamples_coarse_outputs_and_forwards_weight_maps():
     logits, target = batch(shape=(2, 8, 8))
-    coarse = torch.randn(2, 3, 4, 4, requires_grad=True)
-    loss = DeepSupervisionLoss(WeightedCrossEntropyLoss())
+    coarse = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(5))
+    coarse.requires_grad_()
+    weight_map = torch.rand(target.shape, generator=torch.Generator().manual_seed(6)) + 0.5
+    inner = WeightedCrossEntropyLoss()
+    loss = DeepSupervisionLoss(inner)
     assert loss.requires_weight_map
     assert not DeepSupervisionLoss(DiceLoss()).requires_weight_map
-    value = loss([coarse, logits], target, torch.ones(target.shape))
+    value = loss([coarse, logits], target, weight_map)
     value.backward()
-    assert coarse.grad is not None
+    coarse_grad, final_grad = coarse.grad.clone(), logits.grad.clone()
+    # Reference: the coarse output upsampled bilinearly to 8x8, weights 1/3 and 2/3.
+    coarse.grad, logits.grad = None, None
+    upsampled = F.interpolate(coarse, size=(8, 8), mode="bilinear", align_corners=False)
+    expected = inner(upsampled, target, weight_map) / 3 + 2 * inner(logits, target, weight_map) / 3
+    expected.backward()
+    torch.testing.assert_close(value, expected)
+    torch.testing.assert_close(coarse_grad, coarse.grad)
+    torch.testing.assert_close(final_grad, logits.grad)
+    assert coarse_grad.abs().sum() > 0
+    # The weight map reaches every level: doubling it doubles the loss.
+    torch.testing.assert_close(loss([coarse, logits], target, 2 * weight_map), 2 * value)
     with pytest.raises(ValueError, match="weighted_ce"):
         loss([coarse, logits], target)
     instances = np.zeros((12, 12), dtype=np.int32)

@@ -1,9 +1,8 @@
-"""The U-Net border weight map: touching disks, exactness, cost and edge cases."""
+"""The U-Net border weight map: touching disks and squares, exactness and edge cases."""
 
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from unetlab.losses import (
     border_weight_map,
     class_balance_weights,
     instances_from_binary,
+    separate_touching_instances,
 )
 
 
@@ -75,15 +75,37 @@ def test_no_border_term_with_zero_or_one_object():
     np.testing.assert_array_equal(weights, 1.0)
 
 
-def test_hundred_objects_in_512x512_is_fast():
-    instances = np.zeros((512, 512), dtype=np.int32)
-    rows, cols = np.indices(instances.shape)
-    for k, (r, c) in enumerate((r, c) for r in range(25, 512, 50) for c in range(25, 512, 50)):
-        instances[np.hypot(rows - r, cols - c) < 23] = k + 1
-    assert instances.max() == 100
-    start = time.perf_counter()
-    border_weight_map(instances)
-    assert time.perf_counter() - start < 1.0
+def two_touching_squares() -> np.ndarray:
+    """Squares 1 (columns 2-6) and 2 (columns 7-11) on rows 3-8, touching without a gap."""
+    instances = np.zeros((12, 14), dtype=np.int32)
+    instances[3:9, 2:7] = 1
+    instances[3:9, 7:12] = 2
+    return instances
+
+
+def test_touching_instances_get_border_weight_on_their_contact_line():
+    touching = two_touching_squares()
+    weights = border_weight_map(touching, w0=10.0, sigma=5.0, class_weights=None)
+    # Column 6 becomes the one-pixel line between the squares: d1 = d2 = 1 there.
+    contact = weights[3:9, 6]
+    np.testing.assert_allclose(contact, 1.0 + 10.0 * math.exp(-4 / 50), rtol=1e-6)
+    assert weights[3:9, 6].min() > weights[3:9, 5].max() + 8.0
+    np.testing.assert_allclose(weights[3:9, 3:6], 1.0)  # inside the objects: w_c only
+    # The same map as squares drawn with a one-pixel gap, computed by brute force.
+    gapped = touching.copy()
+    gapped[:, 6] = 0
+    mask = (gapped > 0).astype(np.int64)
+    border = brute_force(gapped) - class_balance_weights(mask, 2)[mask]
+    np.testing.assert_allclose(weights, 1.0 + border, atol=2e-6)
+
+
+def test_separate_touching_instances_keeps_gaps_and_background():
+    touching = two_touching_squares()
+    separated = separate_touching_instances(touching)
+    assert set(np.unique(separated[:, 6])) == {0}
+    np.testing.assert_array_equal(np.delete(separated, 6, axis=1), np.delete(touching, 6, axis=1))
+    disks = two_touching_disks()
+    np.testing.assert_array_equal(separate_touching_instances(disks), disks)
 
 
 def test_class_balance_weights():

@@ -50,10 +50,68 @@ def offline_run_contents(run_dir: Path) -> tuple[dict, dict, list[Path]]:
         kind = record.WhichOneof("record_type")
         if kind == "history":
             for item in record.history.item:
-                key = "/".join(item.nested_key) if item.nested_key else item.key
-                history.setdefault(key, []).append(json.loads(item.value_json))
+                history.setdefault(_key(item), []).append(json.loads(item.value_json))
         elif kind == "config":
             for item in record.config.update:
-                config[item.key] = json.loads(item.value_json)
+                config[_key(item)] = json.loads(item.value_json)
     media = sorted(run_file.parent.glob("files/media/**/*.png"))
     return history, config, media
+
+
+def _key(item) -> str:
+    return "/".join(item.nested_key) if item.nested_key else item.key
+
+
+def offline_segments(run_dir: Path) -> list[dict]:
+    """Every offline run file under ``run_dir``, oldest first, each as a dict.
+
+    Keys: ``run_id``, ``history`` (key -> values), ``summary`` (key -> last value),
+    ``config`` (nested keys joined by ``/``), ``metrics`` (``define_metric`` records) and
+    ``artifacts`` (name, type, aliases, metadata and ``files``: path -> staged local file).
+    """
+    segments = []
+    for run_file in sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb")):
+        segment = {"dir": run_file.parent, "history": {}, "summary": {}, "config": {}}
+        segment.update(metrics=[], artifacts=[])
+        for record in read_records(run_file):
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                segment["run_id"] = record.run.run_id
+            elif kind == "history":
+                for item in record.history.item:
+                    value = json.loads(item.value_json)
+                    segment["history"].setdefault(_key(item), []).append(value)
+            elif kind == "summary":
+                for item in record.summary.update:
+                    segment["summary"][_key(item)] = json.loads(item.value_json)
+            elif kind == "config":
+                for item in record.config.update:
+                    segment["config"][_key(item)] = json.loads(item.value_json)
+            elif kind == "metric":
+                segment["metrics"].append(record.metric)
+            elif kind == "artifact":
+                artifact = record.artifact
+                files = {entry.path: Path(entry.local_path) for entry in artifact.manifest.contents}
+                segment["artifacts"].append(
+                    {
+                        "name": artifact.name,
+                        "type": artifact.type,
+                        "aliases": list(artifact.aliases),
+                        "metadata": json.loads(artifact.metadata or "{}"),
+                        "files": files,
+                    }
+                )
+        segments.append(segment)
+    return segments
+
+
+def finish_run(trainer) -> None:
+    """End the trainer's W&B run and wait until its offline files are complete.
+
+    ``finish()`` returns before W&B has written every record (e.g. a logged table's
+    artifact); ``wandb.teardown()`` waits for them.
+    """
+    import wandb
+
+    trainer.loggers[0].experiment.finish()
+    wandb.teardown()

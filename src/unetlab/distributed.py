@@ -9,7 +9,6 @@ get the job's own overrides, its output folder and ``hydra.mode=RUN`` instead.
 
 from __future__ import annotations
 
-import csv
 import os
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies.launchers import subprocess_script
 
 # Set by Lightning's launchers for one training; removed again when a job ends.
@@ -86,25 +84,6 @@ def leave_process_group() -> None:
     """Close this process's process group, if it has one."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def continue_csv_logs(loggers: list) -> None:
-    """Let CSV loggers append to the ``metrics.csv`` that other processes wrote.
-
-    After ``ddp_spawn`` training, rank 0 wrote the file in a child process while the main
-    process's writer still knows no columns; without this, its next write would rewrite the
-    file with only its own columns and fail on the existing rows.
-    """
-    for logger in loggers:
-        if not isinstance(logger, CSVLogger):
-            continue
-        path = Path(logger.log_dir) / "metrics.csv"
-        if not path.is_file():
-            continue
-        with open(path, newline="") as handle:
-            header = next(csv.reader(handle), [])
-        writer = logger.experiment
-        writer.metrics_keys = sorted(set(writer.metrics_keys) | set(header))
 
 
 def best_score_in_checkpoint(path: str | Path, monitor: str) -> float | None:

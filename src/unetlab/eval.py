@@ -99,8 +99,8 @@ def evaluate(
 
     Returns:
         The metrics as logged (``test/miou``, ``test/iou/<class>``, ``test/dice/<class>``,
-        ``test/pixel_accuracy``, ``test/loss`` and, on EM data, ``test/pixel_error`` and
-        ``test/rand_error``).
+        ``test/pixel_accuracy``, ``test/loss`` and, on EM data, ``test/pixel_error``,
+        ``test/v_rand``, ``test/v_info`` and ``test/v_rand_unthinned``).
     """
     if split not in SPLITS:
         raise ConfigError(f"split={split!r} is not valid; choose one of {', '.join(SPLITS)}")
@@ -134,9 +134,11 @@ def evaluate(
 
 
 def _metric_order(name: str) -> tuple[int, str]:
-    """mIoU and pixel accuracy first, then per-class IoU and Dice, the EM errors, the loss."""
+    """mIoU and pixel accuracy first, then per-class IoU and Dice, the EM scores, the loss."""
     kind = name.split("/", 1)[1]
-    for rank, prefix in enumerate(("miou", "pixel_accuracy", "iou/", "dice/", "pixel_error")):
+    for rank, prefix in enumerate(
+        ("miou", "pixel_accuracy", "iou/", "dice/", ("pixel_error", "v_"))
+    ):
         if kind.startswith(prefix):
             return rank, name
     return (5, name) if kind != "loss" else (6, name)

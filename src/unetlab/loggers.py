@@ -1,9 +1,15 @@
-"""Instantiating the ``logger`` group, with W&B run names, sweep groups and a login check."""
+"""Instantiating the ``logger`` group: W&B run names, sweep groups, run ids and a login check.
+
+A W&B run's id is stored in the run folder (``wandb_run_id``), so a run resumed from one of
+its checkpoints (``ckpt_path=last``) continues the same W&B run instead of starting another.
+"""
 
 from __future__ import annotations
 
 import netrc
 import os
+import secrets
+import string
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -11,11 +17,13 @@ from urllib.parse import urlparse
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from unetlab.config import ConfigError
 
-WANDB_TARGET = "lightning.pytorch.loggers.wandb.WandbLogger"
+WANDB_TARGETS = {"lightning.pytorch.loggers.wandb.WandbLogger", "unetlab.wandb_logger.WandbLogger"}
+RUN_ID_FILE = "wandb_run_id"
 OFFLINE_MODES = {"offline", "dryrun", "disabled"}
 
 
@@ -59,15 +67,50 @@ def wandb_names(output_dir: Path) -> dict[str, str | None]:
     return {"name": output_dir.name, "group": group}
 
 
-def instantiate_loggers(group: DictConfig | None, output_dir: Path) -> list[Any]:
+def new_run_id() -> str:
+    """A new W&B run id: 8 random lowercase letters and digits, as W&B makes them."""
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+
+
+def wandb_run_id(output_dir: Path, resume_from: str | Path | None = None) -> str:
+    """The W&B run id of this run, stored in ``<output_dir>/wandb_run_id``.
+
+    A run resumed from a checkpoint keeps the id stored in the checkpoint's run folder (or,
+    failing that, in the output folder). A fresh run takes the id a ``wandb agent`` chose
+    (``WANDB_RUN_ID``), or a new one. The id is written on the first process only.
+
+    Args:
+        output_dir: The run folder.
+        resume_from: The checkpoint the run resumes from (``<run>/checkpoints/<name>.ckpt``).
+    """
+    run_id = None
+    if resume_from is not None:
+        for folder in (Path(resume_from).parent.parent, output_dir):
+            path = folder / RUN_ID_FILE
+            if path.is_file():
+                run_id = path.read_text().strip()
+                break
+    run_id = run_id or os.environ.get("WANDB_RUN_ID") or new_run_id()
+    if rank_zero_only.rank == 0:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / RUN_ID_FILE).write_text(run_id + "\n")
+    return run_id
+
+
+def instantiate_loggers(
+    group: DictConfig | None, output_dir: Path, resume_from: str | Path | None = None
+) -> list[Any]:
     """Instantiate every logger of the ``logger`` group.
 
     A W&B logger without ``name``/``group`` is named after the run folder and, in a multirun,
     grouped by the sweep folder, so each job is its own run and a sweep's runs sit together.
+    Without an ``id`` it gets the run folder's stored id (see ``wandb_run_id``), so resuming
+    from a checkpoint continues the same W&B run.
 
     Args:
         group: The ``logger`` config group.
         output_dir: The run folder.
+        resume_from: The checkpoint training resumes from, if any.
 
     Returns:
         The logger objects.
@@ -76,11 +119,13 @@ def instantiate_loggers(group: DictConfig | None, output_dir: Path) -> list[Any]
     for entry in (group or {}).values():
         if not isinstance(entry, DictConfig) or "_target_" not in entry:
             continue
-        if entry._target_ == WANDB_TARGET:
+        if entry._target_ in WANDB_TARGETS:
             check_wandb_login(bool(entry.get("offline")))
             entry = OmegaConf.create(OmegaConf.to_container(entry, resolve=True))
             for key, value in wandb_names(output_dir).items():
                 if entry.get(key) is None:
                     entry[key] = value
+            if entry.get("id") is None:
+                entry["id"] = wandb_run_id(output_dir, resume_from)
         loggers.append(hydra.utils.instantiate(entry))
     return loggers

@@ -91,12 +91,14 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
     from unetlab.config import check_config, instantiate_group, save_run_info
+    from unetlab.console import one_line_per_event
     from unetlab.distributed import job_process_group, use_hydra_job_command
     from unetlab.loggers import instantiate_loggers
-    from unetlab.reliability import prepare_resume
+    from unetlab.reliability import prepare_resume, restore_metrics
     from unetlab.sweep import RESULT_FILE
 
     started = time.perf_counter()
+    one_line_per_event()
     check_config(cfg)
     prepare_resume(cfg)
     if cfg.get("seed") is not None:
@@ -113,9 +115,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if getattr(module.loss, "requires_weight_map", False):
         datamodule.weight_map_fn = module.loss.make_weight_map
     callbacks = instantiate_group(cfg.get("callbacks"))
-    loggers = instantiate_loggers(cfg.get("logger"), output_dir)
+    loggers = instantiate_loggers(cfg.get("logger"), output_dir, cfg.get("ckpt_path"))
     for logger in loggers:
         logger.log_hyperparams(module.run_config)
+    if rank_zero_only.rank == 0:
+        restore_metrics(output_dir, loggers)
     use_hydra_job_command()
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     with job_process_group():
@@ -147,11 +151,8 @@ def _fit_and_test(
     Returns:
         The metrics and the best checkpoint's path ("" without checkpointing).
     """
-    from unetlab.distributed import (
-        best_score_in_checkpoint,
-        continue_csv_logs,
-        leave_process_group,
-    )
+    from unetlab.distributed import best_score_in_checkpoint, leave_process_group
+    from unetlab.reliability import continue_csv_logs
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
+from torch import Tensor
 
 from unetlab.lightning_module import UNetModule
 from unetlab.models.blocks import center_crop_like
@@ -35,33 +38,16 @@ class PredictionImages(L.Callback):
         self.every_n_epochs = every_n_epochs
         self.final_path = self.dirpath.parent / "predictions.png"
 
-    @torch.no_grad()
     def _collect(self, module: UNetModule, loader) -> dict[str, list]:
         collected: dict[str, list] = {"image": [], "mask": [], "prediction": [], "name": []}
-        was_training = module.training
-        module.eval()
-        for batch in loader:
-            image = batch["image"].to(module.device)
-            logits = module(image)
-            image = center_crop_like(image, logits).cpu()
-            mask = center_crop_like(batch["mask"], logits)
-            prediction = logits.argmax(1).cpu()
-            names = list(batch["name"])
-            if logits.dim() == 5:  # volumes: their middle slice
-                middle = logits.shape[2] // 2
-                image, mask, prediction = (
-                    image[:, :, middle],
-                    mask[:, middle],
-                    prediction[:, middle],
-                )
-                names = [f"{name} (z={middle})" for name in names]
+        for image, mask, logits, names in predicted_batches(module, loader):
+            image, mask, prediction, names = middle_slices(image, mask, logits.argmax(1), names)
             collected["image"] += list(image.numpy())
             collected["mask"] += list(mask.numpy())
             collected["prediction"] += list(prediction.numpy())
             collected["name"] += names
             if len(collected["name"]) >= self.num_images:
                 break
-        module.train(was_training)
         return {key: values[: self.num_images] for key, values in collected.items()}
 
     def _draw(
@@ -87,18 +73,8 @@ class PredictionImages(L.Callback):
         loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
         if not loggers:
             return
-        import wandb
-
-        labels = dict(enumerate(module.class_names))
         media = [
-            wandb.Image(
-                np.moveaxis(image, 0, -1) if image.shape[0] == 3 else image[0],
-                masks={
-                    "ground_truth": {"mask_data": truth.astype(np.uint8), "class_labels": labels},
-                    "prediction": {"mask_data": pred.astype(np.uint8), "class_labels": labels},
-                },
-                caption=name,
-            )
+            wandb_segmentation_image(image, truth, pred, module.class_names, name)
             for image, truth, pred, name in zip(
                 items["image"], items["mask"], items["prediction"], items["name"], strict=True
             )
@@ -118,3 +94,51 @@ class PredictionImages(L.Callback):
     def on_test_end(self, trainer: L.Trainer, pl_module: UNetModule) -> None:
         title = "test images, tested checkpoint"
         self._draw(trainer, pl_module, trainer.test_dataloaders, self.final_path, "test", title)
+
+
+def predicted_batches(
+    module: UNetModule, loader: Iterable[dict[str, Any]]
+) -> Iterator[tuple[Tensor, Tensor, Tensor, list[str]]]:
+    """``(image, mask, logits, names)`` of each batch, on the CPU, in evaluation mode.
+
+    Image and mask are cropped to the logits (valid-padding networks predict less).
+    """
+    was_training = module.training
+    module.eval()
+    try:
+        for batch in loader:
+            with torch.no_grad():
+                logits = module(batch["image"].to(module.device)).float().cpu()
+            image = center_crop_like(batch["image"], logits)
+            mask = center_crop_like(batch["mask"], logits)
+            yield image, mask, logits, list(batch["name"])
+    finally:
+        module.train(was_training)
+
+
+def middle_slices(
+    image: Tensor, mask: Tensor, prediction: Tensor, names: list[str]
+) -> tuple[Tensor, Tensor, Tensor, list[str]]:
+    """Volumes ``(N, C, D, H, W)`` reduced to their middle z slice (2D batches unchanged)."""
+    if image.dim() < 5:
+        return image, mask, prediction, names
+    middle = image.shape[2] // 2
+    names = [f"{name} (z={middle})" for name in names]
+    return image[:, :, middle], mask[:, middle], prediction[:, middle], names
+
+
+def wandb_segmentation_image(
+    image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, class_names: list[str], name: str
+) -> Any:
+    """A ``wandb.Image`` of a ``(C, H, W)`` image with truth and prediction as mask layers."""
+    import wandb
+
+    labels = dict(enumerate(class_names))
+    return wandb.Image(
+        np.moveaxis(image, 0, -1) if image.shape[0] == 3 else image[0],
+        masks={
+            "ground_truth": {"mask_data": truth.astype(np.uint8), "class_labels": labels},
+            "prediction": {"mask_data": prediction.astype(np.uint8), "class_labels": labels},
+        },
+        caption=name,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +290,7 @@ class BiomedicalDataModule(L.LightningDataModule):
                 ignore_index=self.ignore_index,
                 seed=int(np.random.randint(2**31)),
                 spatial_dims=self.spatial_dims,
+                with_instances=not train and self._has_instances(by_name[n] for n in names),
             )
         eval_shapes = {shapes[name] for s in ("val", "test") for name in self.split[s]}
         self.eval_batch_size = self.batch_size if len(eval_shapes) <= 1 else 1
@@ -300,6 +301,13 @@ class BiomedicalDataModule(L.LightningDataModule):
             [round(m, 4) for m in self.mean or []],
             [round(s, 4) for s in self.std or []],
         )
+
+    def _has_instances(self, samples: Iterable[Sample]) -> bool:
+        """Whether every sample has instance labels (a file, or masks that are labels)."""
+        if self.encoding.encoding == "instances":
+            return True
+        samples = list(samples)
+        return bool(samples) and all(sample.instances is not None for sample in samples)
 
     def _decode_all(
         self, decoder: SampleDecoder, samples: list[Sample]

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from unetlab.data.decoding import DecodedSample
 from unetlab.data.normalization import network_layout
-from unetlab.data.patches import PatchSampler, cut_window
+from unetlab.data.patches import PatchSampler, cut_window, paste_into_window
 
 __all__ = ["DecodedSample", "SegmentationDataset", "seed_worker"]
 
@@ -21,7 +21,7 @@ AUGMENTATION_TARGETS = {2: ("image", "mask"), 3: ("volume", "mask3d")}
 
 
 class SegmentationDataset(Dataset):
-    """Serves ``{"image", "mask", "weight_map"?, "name"}`` dicts of images or volumes.
+    """Serves ``{"image", "mask", "weight_map"?, "instances"?, "name"}`` dicts.
 
     Each item is cut from a decoded sample (a random patch when ``random_windows``, else
     the whole image with the network's context), augmented with ``transform`` (image in
@@ -39,6 +39,8 @@ class SegmentationDataset(Dataset):
         ignore_index: Mask value of padding in whole-image windows.
         seed: Seed of the patch positions and of ``transform`` in this process.
         spatial_dims: 2 for images, 3 for volumes.
+        with_instances: Serve every sample's instance labels as ``instances`` (whole
+            images only; every sample must have them). Padding gets label 0.
     """
 
     def __init__(
@@ -53,14 +55,21 @@ class SegmentationDataset(Dataset):
         ignore_index: int = -100,
         seed: int | None = None,
         spatial_dims: int = 2,
+        with_instances: bool = False,
     ) -> None:
+        if with_instances and random_windows:
+            raise ValueError("instance labels are served with whole images only, not patches")
         if patches_per_image < 1:
             raise ValueError(f"data.patches_per_image={patches_per_image} must be >= 1")
         self.samples = samples
         self.transform = transform
         self.image_key, self.mask_key = AUGMENTATION_TARGETS[spatial_dims]
+        self.with_instances = with_instances
         if transform is not None:
-            transform.add_targets({"weight_map": self.mask_key})
+            extra_targets = {"weight_map": self.mask_key}
+            if with_instances:
+                extra_targets["instances"] = self.mask_key
+            transform.add_targets(extra_targets)
         self.mean, self.std = mean, std
         self.sampler = sampler
         self.random_windows = random_windows
@@ -82,6 +91,9 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index % len(self.samples)]
         image, mask, weight_map = sample.image, sample.mask, sample.weight_map
+        instances = sample.instances if self.with_instances else None
+        if self.with_instances and instances is None:
+            raise ValueError(f"{sample.name}: no instance labels, but the other images have them")
         if self.sampler is not None:
             shape = image.shape[:-1]
             if self.random_windows:
@@ -91,8 +103,12 @@ class SegmentationDataset(Dataset):
             image, mask, weight_map = cut_window(
                 window, image, mask, weight_map, self.ignore_index, self.random_windows
             )
+            if instances is not None:
+                instances = paste_into_window(window, instances, 0)
         if self.transform is not None:
             extra = {} if weight_map is None else {"weight_map": weight_map}
+            if instances is not None:
+                extra["instances"] = instances
             try:
                 out = self.transform(**{self.image_key: image, self.mask_key: mask}, **extra)
             except Exception as error:
@@ -103,6 +119,7 @@ class SegmentationDataset(Dataset):
                 ) from error
             image, mask = out[self.image_key], out[self.mask_key]
             weight_map = out.get("weight_map", weight_map)
+            instances = out.get("instances", instances)
         item = {
             "image": torch.from_numpy(network_layout(image, self.mean, self.std)),
             "mask": torch.from_numpy(np.ascontiguousarray(mask, np.int64)),
@@ -110,6 +127,8 @@ class SegmentationDataset(Dataset):
         }
         if weight_map is not None:
             item["weight_map"] = torch.from_numpy(np.ascontiguousarray(weight_map, np.float32))
+        if instances is not None:
+            item["instances"] = torch.from_numpy(np.ascontiguousarray(instances, np.int32))
         return item
 
 

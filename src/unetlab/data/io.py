@@ -105,6 +105,8 @@ def read_pixels(path: str | Path, page: int | None = None) -> Pixels:
                 image.load()
                 array = np.asarray(image)
             axes, spacing, unit = "YXS"[: array.ndim], None, None
+        if array.size == 0:
+            raise ValueError("the file holds no pixels")
     except DECODING_ERRORS as error:
         raise ValueError(
             f"{describe(path, page)}: cannot read image ({type(error).__name__}: {error}); "
@@ -133,7 +135,7 @@ def _read_tiff(
     with tifffile.TiffFile(path) as tiff:
         series = tiff.series
         if not series:
-            raise ValueError("no image data")
+            raise ValueError("the file holds no pixels")
         spacing, unit = tiff_geometry(tiff)
         if page is not None and not any("C" in s.axes for s in series):
             stored = tiff.pages[page]

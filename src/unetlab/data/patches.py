@@ -209,17 +209,21 @@ def cut_window(
             None if weight_map is None else crop_mirrored(weight_map, window.start, window.size)
         )
         return image_crop, crop_mirrored(mask, window.start, window.size), weights
-    mask_crop = np.full(window.size, ignore_index, mask.dtype)
-    weights = None if weight_map is None else np.zeros(mask_crop.shape, weight_map.dtype)
+    mask_crop = paste_into_window(window, mask, ignore_index)
+    weights = None if weight_map is None else paste_into_window(window, weight_map, 0)
+    return image_crop, mask_crop, weights
+
+
+def paste_into_window(window: Window, labels: np.ndarray, fill: float) -> np.ndarray:
+    """The window of ``labels`` (*spatial), with ``fill`` wherever it leaves the image."""
+    crop = np.full(window.size, fill, labels.dtype)
     inside = tuple(
         slice(max(-start, 0), min(extent - start, size))
-        for start, size, extent in zip(window.start, window.size, mask.shape, strict=True)
+        for start, size, extent in zip(window.start, window.size, labels.shape, strict=True)
     )
     source = tuple(
         slice(part.start + start, part.stop + start)
         for part, start in zip(inside, window.start, strict=True)
     )
-    mask_crop[inside] = mask[source]
-    if weights is not None and weight_map is not None:
-        weights[inside] = weight_map[source]
-    return image_crop, mask_crop, weights
+    crop[inside] = labels[source]
+    return crop

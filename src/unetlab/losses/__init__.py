@@ -9,7 +9,11 @@ from unetlab.losses.deep_supervision import DeepSupervisionLoss
 from unetlab.losses.dice import DiceLoss
 from unetlab.losses.dice_ce import DiceCELoss
 from unetlab.losses.focal import FocalLoss
-from unetlab.losses.weight_map import border_weight_map, class_balance_weights
+from unetlab.losses.weight_map import (
+    border_weight_map,
+    class_balance_weights,
+    separate_touching_instances,
+)
 from unetlab.losses.weighted_ce import WeightedCrossEntropyLoss
 
 __all__ = [
@@ -23,4 +27,5 @@ __all__ = [
     "border_weight_map",
     "class_balance_weights",
     "instances_from_binary",
+    "separate_touching_instances",
 ]

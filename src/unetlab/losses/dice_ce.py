@@ -41,6 +41,7 @@ class DiceCELoss(SegmentationLoss):
             )
         self.dice_weight = dice_weight
         self.ce_weight = ce_weight
+        self.ignore_index = ignore_index
         self.dice = DiceLoss(include_background, smooth, ignore_index)
         self.cross_entropy = CrossEntropyLoss(class_weights, ignore_index, label_smoothing)
 

@@ -9,12 +9,14 @@ from unetlab.reliability.errors import (
     report_error,
 )
 from unetlab.reliability.resume import find_last_checkpoint, prepare_resume
+from unetlab.reliability.resumed_metrics import continue_csv_logs, restore_metrics
 from unetlab.reliability.seeding import derive_seed, run_seed
 
 __all__ = [
     "REPORTED_ERRORS",
     "AtomicCheckpointIO",
     "atomic_torch_save",
+    "continue_csv_logs",
     "derive_seed",
     "error_summary",
     "exit_with_error",
@@ -22,5 +24,6 @@ __all__ = [
     "one_line",
     "prepare_resume",
     "report_error",
+    "restore_metrics",
     "run_seed",
 ]

@@ -1,9 +1,10 @@
 """``ckpt_path=PATH|last``: find, check and continue from a training checkpoint.
 
-``last`` means ``<run folder>/checkpoints/last.ckpt`` when the run folder holds one (resume
-with ``hydra.run.dir=<run folder> ckpt_path=last``), else the newest ``last.ckpt`` under
-``<paths.log_dir>/<task_name>/runs/*/checkpoints/``. A run resumed from another run's folder
-continues writing there, so checkpoints, metrics and pictures stay in one place.
+``last`` means the newest checkpoint in ``<run folder>/checkpoints/`` when the run folder
+holds one (resume with ``hydra.run.dir=<run folder> ckpt_path=last``), else the newest under
+``<paths.log_dir>/<task_name>/runs/*/checkpoints/``. The newest is ``last.ckpt``, except after
+a kill between writing the best checkpoint and ``last.ckpt``. A run resumed from another
+run's folder continues writing there, so checkpoints, metrics and pictures stay in one place.
 """
 
 from __future__ import annotations
@@ -19,47 +20,47 @@ from omegaconf import DictConfig
 
 from unetlab.checkpoint import CONFIG_KEY, load_checkpoint
 from unetlab.config import ConfigError, resolved_container
+from unetlab.reliability.resumed_metrics import resume_step, set_aside_metrics
 
 log = logging.getLogger(__name__)
 
 LAST = "last"
 LAST_FILE = "last.ckpt"
 CHECKPOINT_DIR = "checkpoints"
-METRICS_FILE = "metrics.csv"
 
 
 def find_last_checkpoint(output_dir: Path, runs_dir: Path | None) -> Path:
     """The checkpoint ``ckpt_path=last`` stands for.
 
     Args:
-        output_dir: This run's folder; its ``checkpoints/last.ckpt`` is used when present.
-        runs_dir: Folder of earlier run folders searched next (newest ``last.ckpt`` first), or
+        output_dir: This run's folder; its newest checkpoint is used when it has one.
+        runs_dir: Folder of earlier run folders searched next (newest checkpoint first), or
             ``None`` to search nowhere else.
 
     Raises:
-        ConfigError: No ``last.ckpt`` was found.
+        ConfigError: No checkpoint was found.
     """
-    own = output_dir / CHECKPOINT_DIR / LAST_FILE
-    if own.is_file():
-        return own
-    candidates = []
-    if runs_dir is not None and runs_dir.is_dir():
-        candidates = list(runs_dir.glob(f"*/{CHECKPOINT_DIR}/{LAST_FILE}"))
+    own = output_dir / CHECKPOINT_DIR
+    candidates = list(own.glob("*.ckpt"))
+    if not candidates and runs_dir is not None and runs_dir.is_dir():
+        candidates = list(runs_dir.glob(f"*/{CHECKPOINT_DIR}/*.ckpt"))
     if not candidates:
-        searched = f"{own}" + (f" or {runs_dir}/*/{CHECKPOINT_DIR}/{LAST_FILE}" if runs_dir else "")
+        searched = f"{own}" + (f" or {runs_dir}/*/{CHECKPOINT_DIR}" if runs_dir else "")
         raise ConfigError(
-            f"ckpt_path=last: no {LAST_FILE} found ({searched}); start without ckpt_path, "
+            f"ckpt_path=last: no checkpoint found ({searched}); start without ckpt_path, "
             "or pass ckpt_path=PATH of a .ckpt file"
         )
-    return max(candidates, key=lambda path: path.stat().st_mtime)
+    # Checkpoints of one moment have (nearly) the same time: last.ckpt wins a tie.
+    return max(candidates, key=lambda path: (path.stat().st_mtime, path.name == LAST_FILE))
 
 
 def prepare_resume(cfg: DictConfig) -> Path | None:
     """Resolve and check ``cfg.ckpt_path`` before anything is built.
 
     Sets ``cfg.ckpt_path`` to the checkpoint file and, when ``last`` is found in another run's
-    folder, ``cfg.paths.output_dir`` to that folder. A ``metrics.csv`` already in the output
-    folder is renamed to ``metrics_before_resume.csv`` (the CSV logger would overwrite it).
+    folder, ``cfg.paths.output_dir`` to that folder. The rows of the output folder's
+    ``metrics.csv`` logged before the checkpoint are set aside, for
+    :func:`~unetlab.reliability.restore_metrics` to put back once the loggers have started.
 
     Returns:
         The checkpoint to resume from, or ``None`` for a fresh run.
@@ -92,7 +93,7 @@ def prepare_resume(cfg: DictConfig) -> Path | None:
     check_resumable(checkpoint, resolved_container(cfg), path)
     cfg.ckpt_path = str(path)
     if rank_zero_only.rank == 0:
-        _keep_metrics(Path(cfg.paths.output_dir))
+        set_aside_metrics(Path(cfg.paths.output_dir), resume_step(checkpoint))
     log.info("resuming from %s (epoch %s)", path, checkpoint.get("epoch"))
     return path
 
@@ -133,15 +134,3 @@ def _runs_dir(cfg: DictConfig) -> Path | None:
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         return None
     return Path(cfg.paths.log_dir) / str(cfg.task_name) / "runs"
-
-
-def _keep_metrics(run_dir: Path) -> None:
-    metrics = run_dir / METRICS_FILE
-    if not metrics.is_file():
-        return
-    target = run_dir / "metrics_before_resume.csv"
-    count = 1
-    while target.exists():
-        count += 1
-        target = run_dir / f"metrics_before_resume_{count}.csv"
-    metrics.rename(target)

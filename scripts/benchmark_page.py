@@ -1,0 +1,99 @@
+"""What the benchmark scripts share: the machine they ran on, and their sections of a page.
+
+Several scripts write ``docs/benchmarks.md``. Each one owns a section between two HTML
+comments (``<!-- NAME: begin -->`` and ``<!-- NAME: end -->``, invisible on the site) and
+replaces only that section, so the tables of one script survive a run of another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_fp16")
+PAGE_TITLE = "# Benchmarks"
+
+
+def section_markers(name: str) -> tuple[str, str]:
+    """The comments that open and close section ``name``."""
+    return f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    """Replace section ``name`` of the markdown page ``path`` by ``text``; keep the rest.
+
+    A page without the section gets it at its end; a missing page is created with the
+    title ``# Benchmarks``.
+
+    Args:
+        path: The markdown page.
+        name: The section's name in its markers (the script that writes it).
+        text: The section's markdown.
+    """
+    begin, end = section_markers(name)
+    block = f"{begin}\n\n{text.strip()}\n\n{end}\n"
+    page = path.read_text() if path.exists() else f"{PAGE_TITLE}\n"
+    start = page.find(begin)
+    if start < 0:
+        page = page.rstrip("\n") + "\n\n" + block
+    else:
+        stop = page.find(end, start)
+        if stop < 0:
+            raise ValueError(
+                f"{path}: '{begin}' has no '{end}' after it; restore the closing marker "
+                "or delete the section"
+            )
+        rest = page[stop + len(end) :].lstrip("\n")
+        page = page[:start] + block + ("\n" + rest if rest else "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
+
+
+def machine(device: torch.device, packages: Sequence[str]) -> dict[str, str]:
+    """What the numbers were measured on: CPU, memory, GPU, versions of ``packages``, OS."""
+    cpu, memory = platform.processor() or platform.machine(), "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        lines = cpuinfo.read().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+        flags = next(
+            (line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []
+        )
+        units = [flag for flag in VECTOR_FLAGS if flag in flags]
+        cpu = (names[0] if names else cpu) + (f" ({', '.join(units)})" if units else "")
+    with contextlib.suppress(OSError), open("/proc/meminfo") as meminfo:
+        total_kib = int(meminfo.readline().split()[1])
+        memory = f"{total_kib / 2**20:.0f} GiB"
+    return {
+        "CPU": f"{cpu}, {len(os.sched_getaffinity(0))} cores, {torch.get_num_threads()} threads",
+        "memory": memory,
+        "GPU": torch.cuda.get_device_name(device) if device.type == "cuda" else "none",
+        "software": software_versions(packages),
+        "OS": platform.platform(),
+    }
+
+
+def software_versions(packages: Sequence[str]) -> str:
+    """``Python 3.x, name version, ...`` for the installed ones of ``packages``."""
+    versions = []
+    for name in packages:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions.append(f"{name} {metadata.version(name)}")
+    return f"Python {platform.python_version()}, " + ", ".join(versions)
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, ``a / b / c``."""
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def log(message: str) -> None:
+    """A time-stamped progress line on stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
