@@ -20,7 +20,9 @@ from tests.conftest import ROOT
 from tests.test_predict_cli import save_png, write_checkpoint
 from tests.test_train_3d import VOLUME_OVERRIDES
 from unetlab.checkpoint import load_trained_model
-from unetlab.data.volumes import Volume, read_volume, write_volume
+from unetlab.data.io import read_volume
+from unetlab.data.normalization import preprocess
+from unetlab.data.volumes import Volume, write_volume
 from unetlab.instances import (
     InstancePostprocess,
     class_instances,
@@ -28,7 +30,7 @@ from unetlab.instances import (
     instance_labels,
 )
 from unetlab.models import AttentionUNet, ResNetUNet, UNet, UNetPlusPlus
-from unetlab.predict import network_input, predict
+from unetlab.predict import predict
 from unetlab.train import train
 
 predict_config = test_predict_cli.predict_config
@@ -127,7 +129,7 @@ def test_predict_writes_instances_of_an_instance_model(
         written = tifffile.imread(out / "instances" / f"{path.stem}.tif")
         pixels = np.asarray(Image.open(path))[..., None]
         with torch.no_grad():
-            logits = trained.net(torch.from_numpy(network_input(pixels, statistics, None))[None])
+            logits = trained.net(torch.from_numpy(preprocess(pixels, *statistics))[None])
         expected = instance_labels(
             logits[0], "instance_border", InstancePostprocess(**cfg.postprocess)
         )
@@ -154,7 +156,7 @@ def checkpoint_predicting_every_class(path: Path, pixels: np.ndarray, **model: o
     trained = load_trained_model(path)
     statistics = (np.asarray(trained.mean), np.asarray(trained.std))
     with torch.no_grad():
-        logits = trained.net(torch.from_numpy(network_input(pixels, statistics, None))[None])[0]
+        logits = trained.net(torch.from_numpy(preprocess(pixels, *statistics))[None])[0]
     head = [
         k for k, v in checkpoint["state_dict"].items() if k.endswith("bias") and v.shape == (3,)
     ]

@@ -18,7 +18,8 @@ from lightning.pytorch.loggers import CSVLogger
 from tests.conftest import TINY_OVERRIDES, command_env, train_command
 from unetlab.checkpoint import load_checkpoint
 from unetlab.config import ConfigError
-from unetlab.reliability import EpochShuffleSampler, find_last_checkpoint, restore_metrics
+from unetlab.data.sampler import EpochShuffleSampler
+from unetlab.reliability import find_last_checkpoint, restore_metrics
 from unetlab.reliability.resume import prepare_resume
 from unetlab.train import train
 

@@ -25,9 +25,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from unetlab.checkpoint import TrainedModel, load_trained_model
 from unetlab.config_location import CONFIG_DIR
-from unetlab.data.normalization import scale_to_unit, standardize
+from unetlab.data.formats import file_stem, is_nifti
+from unetlab.data.normalization import config_percentiles, preprocess, unit_image
 from unetlab.data.resampling import resampled_shape, resize
-from unetlab.data.volumes import file_stem, is_nifti
 from unetlab.inference.ensemble import check_ensemble, checkpoint_paths, mean_probability_logits
 from unetlab.inference.io import (
     PALETTE,
@@ -203,11 +203,6 @@ def _progress_bar(enabled: bool) -> Progress:
     )
 
 
-def unit_intensities(item: np.ndarray) -> np.ndarray:
-    """An image (*spatial, C) scaled to about [0, 1] as in training, volumes as a whole."""
-    return scale_to_unit(item.reshape(-1, *item.shape[-2:])).reshape(item.shape)
-
-
 def training_grid(trained: TrainedModel, image: InputImage) -> tuple[int, ...] | None:
     """The shape of a volume on the voxel grid the network was trained on, if it differs.
 
@@ -220,22 +215,6 @@ def training_grid(trained: TrainedModel, image: InputImage) -> tuple[int, ...] |
         return None
     shape = resampled_shape(image.grid.shape, image.grid.spacing, target)
     return None if shape == image.grid.shape else shape
-
-
-def network_input(
-    item: np.ndarray, statistics: tuple[np.ndarray, np.ndarray], shape: tuple[int, ...] | None
-) -> np.ndarray:
-    """An image or volume (*spatial, C) as the network takes it: (C, *spatial), standardised.
-
-    Args:
-        item: The stored pixels.
-        statistics: Training mean and standard deviation per channel.
-        shape: Spatial shape to resample to first (:func:`training_grid`), or None.
-    """
-    unit = unit_intensities(item)
-    if shape is not None:
-        unit = resize(unit, shape, order=1)
-    return np.moveaxis(standardize(unit, *statistics), -1, 0)
 
 
 def to_input_grid(logits: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -282,6 +261,7 @@ def predict_file(
     """
     spatial_dims = image.items.ndim - 2
     grid_shape = training_grid(trained, image)
+    percentiles = config_percentiles(trained.config)
     dtype = label_dtype(trained.num_classes)
     labels = np.empty(image.items.shape[:-1], dtype)
     probabilities: list[np.ndarray] = []
@@ -309,14 +289,14 @@ def predict_file(
         # The normalised input is only referenced by the call, so it is freed right after.
         if labels_only:
             labels[index] = overlap_tile_predict(
-                network_input(item, statistics, grid_shape),
+                preprocess(item, *statistics, percentiles, grid_shape),
                 nets[0],
                 labels_only=True,
                 label_dtype=dtype,
                 **options,
             )
         else:
-            network_image = network_input(item, statistics, grid_shape)
+            network_image = preprocess(item, *statistics, percentiles, grid_shape)
             if len(nets) == 1:
                 logits = overlap_tile_predict(network_image, nets[0], **options)
             else:
@@ -334,7 +314,7 @@ def predict_file(
         if cfg.save_overlay:
             # Scaled again rather than kept through the tiling: it is cheap, memory is not.
             # With instances, every object is outlined in its own colour.
-            plane = unit_intensities(item)
+            plane = unit_image(item, percentiles)
             plane_labels = objects[index] if objects else labels[index]
             name = image.stem + (f"_{index:03d}" if len(image.items) > 1 else "")
             if spatial_dims == 3:

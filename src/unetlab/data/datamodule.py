@@ -26,11 +26,12 @@ from unetlab.data.masks import MaskEncoding
 from unetlab.data.normalization import DEFAULT_PERCENTILES, RunningChannelStats, StatsCache
 from unetlab.data.patches import ContextPlanner, PatchSampler
 from unetlab.data.resampling import check_spacing
-from unetlab.data.samples import Sample
+from unetlab.data.sampler import EpochShuffleSampler
+from unetlab.data.samples import Sample, pages_of_stacks
 from unetlab.data.sources import DatasetSource, FolderSource
 from unetlab.data.splits import STAGES, make_split
 from unetlab.instances.targets import make_target
-from unetlab.reliability.seeding import EpochShuffleSampler
+from unetlab.labels import default_class_names
 
 __all__ = ["BiomedicalDataModule", "DatasetSource", "FolderSource"]
 
@@ -164,7 +165,7 @@ class BiomedicalDataModule(L.LightningDataModule):
         self.root = Path(root) if root is not None else None
         self.num_classes = num_classes
         self.in_channels = in_channels
-        self.class_names = list(class_names or [f"class_{i}" for i in range(num_classes)])
+        self.class_names = list(class_names or default_class_names(num_classes))
         if len(self.class_names) != num_classes:
             raise ValueError(
                 f"data.class_names has {len(self.class_names)} names for "
@@ -260,6 +261,8 @@ class BiomedicalDataModule(L.LightningDataModule):
         if self.datasets:
             return
         samples = self.source.samples()
+        if self.spatial_dims == 2:
+            samples = pages_of_stacks(samples)
         by_name = {sample.name: sample for sample in samples}
         if len(by_name) != len(samples):
             raise ValueError(

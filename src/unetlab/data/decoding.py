@@ -13,11 +13,11 @@ import numpy as np
 
 from unetlab.data.io import describe
 from unetlab.data.masks import MaskEncoding
-from unetlab.data.normalization import DEFAULT_PERCENTILES, scale_to_unit
+from unetlab.data.normalization import DEFAULT_PERCENTILES, unit_image
 from unetlab.data.readers import READERS
 from unetlab.data.resampling import check_spacing, resampled_shape, resize
 from unetlab.data.samples import Sample
-from unetlab.losses.weight_map import instances_from_binary
+from unetlab.labels import instances_from_binary
 
 WeightMapFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 TargetFn = Callable[[np.ndarray, np.ndarray | None, str], tuple[np.ndarray, np.ndarray]]
@@ -110,9 +110,12 @@ class SampleDecoder:
                     f"but the mask {sample.mask_origin} is {describe_shape(mask.shape)}; they "
                     "must match pixel for pixel"
                 )
-        image = scale_to_unit(stored.image, self.percentiles)
+        shape = None
         if self.target_spacing is not None and stored.spacing is not None:
-            image, mask, instances = self._resample(stored.spacing, image, mask, instances)
+            shape = resampled_shape(mask.shape, stored.spacing, self.target_spacing)
+            mask = resize(mask, shape, order=0)
+            instances = None if instances is None else resize(instances, shape, order=0)
+        image = unit_image(stored.image, self.percentiles, shape)
         objects = instances
         if self.target is not None:
             mask, objects = self.target(mask, instances, sample.mask_origin)
@@ -149,19 +152,6 @@ class SampleDecoder:
                 f"{describe(sample.image, sample.page)} is {describe_shape(image.shape[:-1])}; "
                 "masks must match their images pixel for pixel (resize or re-export the mask)"
             )
-
-    def _resample(
-        self,
-        spacing: tuple[float, ...],
-        image: np.ndarray,
-        mask: np.ndarray,
-        instances: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Image (linear), mask and instances (nearest) on the grid of ``target_spacing``."""
-        assert self.target_spacing is not None
-        shape = resampled_shape(mask.shape, spacing, self.target_spacing)
-        resampled = None if instances is None else resize(instances, shape, order=0)
-        return resize(image, shape, order=1), resize(mask, shape, order=0), resampled
 
     def _weight_map(self, mask: np.ndarray, objects: np.ndarray | None) -> np.ndarray:
         assert self.weight_map_fn is not None

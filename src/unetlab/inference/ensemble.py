@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from unetlab.checkpoint import TrainedModel
+from unetlab.data.normalization import config_percentiles
 
 LAST_CHECKPOINT = "last.ckpt"
 PROBABILITY_FLOOR = 1e-7
@@ -72,6 +73,7 @@ def _signature(trained: TrainedModel) -> dict[str, Any]:
         "spatial dimensions": int(trained.config["model"].get("spatial_dims", 2)),
         "input mean": trained.mean or data.get("mean") or [],
         "input std": trained.std or data.get("std") or [],
+        "intensity percentiles": config_percentiles(trained.config),
         "target spacing": data.get("target_spacing"),
     }
 

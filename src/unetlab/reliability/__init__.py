@@ -10,12 +10,11 @@ from unetlab.reliability.errors import (
 )
 from unetlab.reliability.resume import find_last_checkpoint, prepare_resume
 from unetlab.reliability.resumed_metrics import continue_csv_logs, restore_metrics
-from unetlab.reliability.seeding import EpochShuffleSampler, derive_seed, run_seed
+from unetlab.reliability.seeding import derive_seed, run_seed
 
 __all__ = [
     "REPORTED_ERRORS",
     "AtomicCheckpointIO",
-    "EpochShuffleSampler",
     "atomic_torch_save",
     "continue_csv_logs",
     "derive_seed",
