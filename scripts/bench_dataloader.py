@@ -22,8 +22,8 @@ import hydra
 import torch
 from hydra import compose, initialize_config_dir
 
+from unetlab.config_location import CONFIG_DIR
 from unetlab.lightning_module import center_crop_like
-from unetlab.train import CONFIG_DIR
 
 
 def epochs(loader: torch.utils.data.DataLoader) -> Iterator[dict]:

@@ -214,9 +214,9 @@ def unetlab_row(
     truths: dict[str, np.ndarray],
 ) -> dict[str, Any]:
     """Train one unetlab recipe for ``budget`` seconds, label the validation images, score."""
-    from unetlab.predict import CONFIG_DIR as PREDICT_CONFIG_DIR
+    from unetlab.config_location import CONFIG_DIR
     from unetlab.predict import predict
-    from unetlab.train import CONFIG_DIR, train
+    from unetlab.train import train
 
     recipe = RECIPES[recipe_name]
     run_dir = args.work_dir / f"unetlab_{recipe_name}_seed{seed}"
@@ -249,7 +249,7 @@ def unetlab_row(
     try:
         predict(
             compose_config(
-                PREDICT_CONFIG_DIR,
+                CONFIG_DIR,
                 "predict",
                 [
                     f"ckpt_path={checkpoint}",

@@ -14,7 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from unetlab.train import CONFIG_DIR
+from unetlab.config_location import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 

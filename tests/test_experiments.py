@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import TINY_OVERRIDES
 from unetlab.config import check_config
-from unetlab.train import CONFIG_DIR, train
+from unetlab.config_location import CONFIG_DIR
+from unetlab.train import train
 
 EXPERIMENTS = sorted(p.stem for p in Path(CONFIG_DIR, "experiment").glob("*.yaml"))
 

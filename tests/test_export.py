@@ -18,7 +18,9 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 from tests.test_predict_cli import write_checkpoint
-from unetlab.export import CONFIG_DIR, METADATA_KEY, export
+from unetlab.config_location import CONFIG_DIR
+from unetlab.export.command import export
+from unetlab.export.formats import METADATA_KEY
 from unetlab.models import is_valid_input_size
 
 pytestmark = [

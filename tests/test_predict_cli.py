@@ -20,10 +20,11 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from unetlab.checkpoint import CONFIG_KEY, DATA_KEY
+from unetlab.config_location import CONFIG_DIR
 from unetlab.data.normalization import scale_to_unit, standardize
 from unetlab.inference.tiling import mirror_pad
 from unetlab.models import UNet, input_size_for_output, valid_output_size
-from unetlab.predict import CONFIG_DIR, predict
+from unetlab.predict import predict
 
 TINY_MODEL = {
     "_target_": "unetlab.models.UNet",

@@ -31,7 +31,7 @@ def wandb_run(tmp_path_factory: pytest.TempPathFactory, data_cache: Path) -> dic
     from hydra.core.hydra_config import HydraConfig
 
     from tests.conftest import TINY_OVERRIDES
-    from unetlab.train import CONFIG_DIR
+    from unetlab.config_location import CONFIG_DIR
 
     tmp_path = tmp_path_factory.mktemp("wandb_dashboard")
     patch = pytest.MonkeyPatch()

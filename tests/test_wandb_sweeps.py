@@ -17,7 +17,7 @@ from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from tests.conftest import ROOT
 from unetlab.config import check_config
-from unetlab.train import CONFIG_DIR
+from unetlab.config_location import CONFIG_DIR
 
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
 

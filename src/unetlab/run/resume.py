@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from unetlab.checkpoint import CONFIG_KEY, load_checkpoint
 from unetlab.config import ConfigError, resolved_container
-from unetlab.reliability.resumed_metrics import resume_step, set_aside_metrics
+from unetlab.run.resumed_metrics import resume_step, set_aside_metrics
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def prepare_resume(cfg: DictConfig) -> Path | None:
     Sets ``cfg.ckpt_path`` to the checkpoint file and, when ``last`` is found in another run's
     folder, ``cfg.paths.output_dir`` to that folder. The rows of the output folder's
     ``metrics.csv`` logged before the checkpoint are set aside, for
-    :func:`~unetlab.reliability.restore_metrics` to put back once the loggers have started.
+    :func:`~unetlab.run.resumed_metrics.restore_metrics` to put back once the loggers have started.
 
     Returns:
         The checkpoint to resume from, or ``None`` for a fresh run.
