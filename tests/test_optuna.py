@@ -16,7 +16,7 @@ from tests.test_sweep import SWEEP_OVERRIDES, only_sweep_dir, run_train
 SEARCH_SPACE = (
     "hydra.sweeper.params={optimizer.lr:'choice(0.01,1e30)',"
     "optimizer.weight_decay:'choice(0.0)',model:'choice(unet,attention_unet)',"
-    "encoder:'choice(resnet18)',loss:'choice(dice_ce,ce)'}"
+    "loss:'choice(dice_ce,ce)'}"
 )
 STUDY_ARGS = (
     "hparams_search=optuna",
