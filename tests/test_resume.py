@@ -249,7 +249,7 @@ def test_last_means_own_folder_first_then_newest_run(tmp_path: Path):
 def test_last_without_checkpoint_is_one_clear_error(make_config):
     with pytest.raises(ConfigError, match=r"ckpt_path=last: no checkpoint found"):
         train(make_config(["ckpt_path=last"]))
-    with pytest.raises(ConfigError, match=r"ckpt_path=/no/such.ckpt: file not found"):
+    with pytest.raises(FileNotFoundError, match=r"ckpt_path=/no/such.ckpt: file not found"):
         train(make_config(["ckpt_path=/no/such.ckpt"]))
 
 

@@ -76,5 +76,6 @@ def one_line(error: BaseException) -> str:
     prefix = f"{type(error).__name__}: "
     written_for_people = (ValueError, OSError, HydraException, OmegaConfBaseException)
     if isinstance(error, written_for_people) and summary.startswith(prefix):
-        return summary.removeprefix(prefix)
-    return summary
+        summary = summary.removeprefix(prefix)
+    # Hydra appends where it searched for a config group option: no help to the user.
+    return summary.split(" Config search path:", 1)[0]
