@@ -18,8 +18,8 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     A process killed at any moment leaves either the previous checkpoint or the complete new
     one (and at most a stale hidden temporary file, removed by the next save).
     """
-    with atomic_file(path) as temp:
-        torch.save(obj, temp)
+    with atomic_file(path) as temp, open(temp, "wb") as handle:
+        torch.save(obj, handle)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
