@@ -23,7 +23,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from unetlab.config_location import CONFIG_DIR
-from unetlab.lightning_module import center_crop_like
+from unetlab.models.blocks import center_crop_like
 
 
 def epochs(loader: torch.utils.data.DataLoader) -> Iterator[dict]:

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("unetlab", "monai")
 
 
@@ -49,7 +48,9 @@ def default_network(in_channels: int = 1) -> tuple[torch.nn.Module, dict]:
     import hydra
     from omegaconf import OmegaConf
 
-    config = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "unet.yaml"))
+    from unetlab.config_location import CONFIG_DIR
+
+    config = OmegaConf.to_container(OmegaConf.load(Path(CONFIG_DIR, "model", "unet.yaml")))
     config["in_channels"] = in_channels
     torch.manual_seed(0)
     return hydra.utils.instantiate(config).eval(), config

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from unetlab.checkpoint import load_trained_model
-from unetlab.data.normalization import scale_to_unit, standardize
-from unetlab.data.volumes import read_volume
+from unetlab.data.io import read_volume
+from unetlab.data.normalization import config_percentiles, network_layout, unit_image
 from unetlab.inference import overlap_tile_predict
 from unetlab.visualization.volumes import plot_orthogonal_slices
 
@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> None:
 
     trained = load_trained_model(args.ckpt)
     volume = read_volume(args.image)
-    array = volume.array if volume.array.ndim == 4 else volume.array[..., None]
-    unit = scale_to_unit(array)
-    net_input = np.moveaxis(standardize(unit, trained.mean, trained.std), -1, 0)
+    percentiles = config_percentiles(trained.config)
+    unit = unit_image(volume.with_channels(), percentiles)
+    net_input = network_layout(unit, trained.mean, trained.std)
     logits = overlap_tile_predict(net_input, trained.net, tile_size=128)
     prediction = logits.argmax(0).numpy()
     truth = read_volume(args.mask).array if args.mask else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -123,3 +124,21 @@ class WeightProbe(L.Callback):
             not torch.equal(before, p)
             for before, p in zip(self._before, pl_module.parameters(), strict=True)
         )
+
+
+class KillAtFit(L.Callback):
+    """Kill the process (SIGKILL) at the start of its ``at``-th fit, counted in ``counter``.
+
+    The count lives in a file, so runs that share it (the trials of a sweep, a resumed
+    sweep) count on from each other and only the ``at``-th fit of all is killed.
+    """
+
+    def __init__(self, counter: str, at: int) -> None:
+        self.counter = Path(counter)
+        self.at = at
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module) -> None:
+        count = int(self.counter.read_text()) + 1 if self.counter.is_file() else 1
+        self.counter.write_text(str(count))
+        if count == self.at:
+            os.kill(os.getpid(), signal.SIGKILL)

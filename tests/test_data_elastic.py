@@ -7,8 +7,9 @@ import albumentations as A
 import numpy as np
 import pytest
 
+from unetlab.data.mirror import reflect_indices
 from unetlab.data.transforms import ElasticDeformation
-from unetlab.data.transforms.elastic import cubic_upsampling_matrix, reflect_indices
+from unetlab.data.transforms.elastic import cubic_upsampling_matrix
 
 SIZE = 64
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from tests.test_data_folder import datamodule, save, write_dataset
-from unetlab.data.patches import ContextPlanner, PatchSampler, crop_reflect
-from unetlab.lightning_module import center_crop_like
+from unetlab.data.mirror import crop_mirrored
+from unetlab.data.patches import ContextPlanner, PatchSampler
 from unetlab.models import UNet
+from unetlab.models.blocks import center_crop_like
 from unetlab.models.size_planner import input_size_for_output
 from unetlab.train import train
 
@@ -30,12 +31,12 @@ def test_planner_matches_the_size_planner() -> None:
     assert ContextPlanner().plan(13) == (13, 13)
 
 
-def test_crop_reflect_mirrors_beyond_the_border() -> None:
+def test_crop_mirrored_mirrors_beyond_the_border() -> None:
     array = np.arange(5 * 7).reshape(5, 7)
     padded = np.pad(array, 20, mode="reflect")
     for top, left, height, width in [(-3, -4, 10, 12), (2, 3, 2, 2), (-20, -20, 45, 47)]:
         expected = padded[top + 20 : top + 20 + height, left + 20 : left + 20 + width]
-        assert np.array_equal(crop_reflect(array, (top, left), (height, width)), expected)
+        assert np.array_equal(crop_mirrored(array, (top, left), (height, width)), expected)
 
 
 def test_foreground_oversampling_fraction() -> None:
@@ -47,7 +48,7 @@ def test_foreground_oversampling_fraction() -> None:
     def hit_rate(fraction: float) -> float:
         sampler = PatchSampler(ContextPlanner(), 10, fraction)
         windows = [sampler.sample(mask.shape, foreground, rng) for _ in range(400)]
-        return np.mean([crop_reflect(mask, w.start, (10, 10)).any() for w in windows])
+        return np.mean([crop_mirrored(mask, w.start, (10, 10)).any() for w in windows])
 
     assert hit_rate(0.0) < 0.1
     assert hit_rate(1.0) == 1.0

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from unetlab.data import BiomedicalDataModule, FolderSource
-from unetlab.data.patches import ContextPlanner, PatchSampler, crop_reflect
+from unetlab.data.io import read_volume
+from unetlab.data.mirror import crop_mirrored
+from unetlab.data.patches import ContextPlanner, PatchSampler
 from unetlab.data.resampling import resize
-from unetlab.data.volumes import Volume, read_volume, write_volume
-from unetlab.lightning_module import center_crop_like
+from unetlab.data.volumes import Volume, write_volume
 from unetlab.models import UNet
+from unetlab.models.blocks import center_crop_like
 from unetlab.models.size_planner import input_size_for_output
 
 SHAPE = (8, 16, 16)
@@ -94,12 +96,12 @@ def test_model_and_data_dimensions_must_agree(tmp_path: Path) -> None:
         dm.configure_for_model(UNet(base_channels=2, depth=1))
 
 
-def test_crop_reflect_mirrors_volumes() -> None:
+def test_crop_mirrored_mirrors_volumes() -> None:
     volume = np.arange(4 * 5 * 6).reshape(4, 5, 6, 1)
     padded = np.pad(volume, [(9, 9)] * 3 + [(0, 0)], mode="reflect")
     starts, sizes = (-3, 2, -9), (10, 4, 20)
     expected = padded[tuple(slice(s + 9, s + 9 + n) for s, n in zip(starts, sizes, strict=True))]
-    assert np.array_equal(crop_reflect(volume, starts, sizes), expected)
+    assert np.array_equal(crop_mirrored(volume, starts, sizes), expected)
 
 
 def test_foreground_oversampling_in_3d_with_anisotropic_patches() -> None:
@@ -110,7 +112,7 @@ def test_foreground_oversampling_in_3d_with_anisotropic_patches() -> None:
     sampler = PatchSampler(ContextPlanner(), [4, 8, 8], foreground_fraction=1.0)
     windows = [sampler.sample(mask.shape, foreground, rng) for _ in range(50)]
     assert all(w.size == (4, 8, 8) for w in windows)
-    assert all(crop_reflect(mask, w.start, w.size).any() for w in windows)
+    assert all(crop_mirrored(mask, w.start, w.size).any() for w in windows)
     with pytest.raises(ValueError, match=r"patch_size=\[4, 8\] has 2 sizes for 3-D data"):
         PatchSampler(ContextPlanner(), [4, 8]).sample(mask.shape, None, rng)
 

@@ -11,9 +11,10 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from unetlab.config_location import CONFIG_DIR
 from unetlab.data.transforms import DepthFlip, ElasticDeformation3D, IntensityScaleShift
 
-AUGMENTATIONS = Path(__file__).resolve().parents[1] / "conf" / "data" / "augmentation"
+AUGMENTATIONS = Path(CONFIG_DIR, "data", "augmentation")
 
 
 def labelled_volume(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

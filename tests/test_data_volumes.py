@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import tifffile
 
+from unetlab.data.formats import file_stem, file_suffix
+from unetlab.data.io import read_volume
 from unetlab.data.resampling import resample_volume, resampled_shape, resize
-from unetlab.data.volumes import Volume, file_stem, file_suffix, read_volume, write_volume
+from unetlab.data.volumes import Volume, write_volume
 
 OBLIQUE_AFFINE = np.array(
     [[0.0, 0.0, -2.0, 10.0], [0.0, 0.8, 0.1, -3.0], [0.5, 0.0, 0.0, 4.0], [0.0, 0.0, 0.0, 1.0]]

@@ -28,9 +28,8 @@ def write_em_stacks(root: Path, count: int = 8, size: int = 40) -> Path:
     return root
 
 
-def test_eval_reproduces_the_runs_test_metrics(make_config, tmp_path: Path, capsys) -> None:
-    cfg = make_config(["experiment=synthetic_quick", "model=attention_unet"], tiny=True)
-    metrics, _ = train(cfg)
+def test_eval_reproduces_the_runs_test_metrics(trained_run, tmp_path: Path, capsys) -> None:
+    metrics = trained_run
     capsys.readouterr()
 
     out = tmp_path / "eval"

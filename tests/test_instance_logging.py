@@ -13,8 +13,8 @@ from PIL import Image
 
 from tests.test_train_3d import VOLUME_OVERRIDES
 from tests.wandb_offline import finish_run, offline_run_contents
-from unetlab.lightning_module import center_crop_like
 from unetlab.metrics import instance_scores, predicted_instances
+from unetlab.models.blocks import center_crop_like
 from unetlab.train import train
 
 LEARNING = (

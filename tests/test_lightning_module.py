@@ -11,9 +11,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from unetlab.lightning_module import UNetModule, center_crop_like
+from unetlab.lightning_module import UNetModule
 from unetlab.losses import CrossEntropyLoss
 from unetlab.metrics import info_f_score, pixel_error, rand_f_score
+from unetlab.models.blocks import center_crop_like
 
 
 def test_center_crop_like_takes_the_centre() -> None:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from unetlab.config_location import CONFIG_DIR
 from unetlab.losses import (
     CrossEntropyLoss,
     DeepSupervisionLoss,
@@ -22,7 +23,7 @@ from unetlab.losses import (
     WeightedCrossEntropyLoss,
 )
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "loss"
+CONF_DIR = Path(CONFIG_DIR, "loss")
 
 
 def batch(num_classes: int = 3, shape: tuple[int, ...] = (2, 5, 6), seed: int = 0):

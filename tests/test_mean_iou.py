@@ -226,7 +226,7 @@ def test_invalid_inputs_raise(preds, target, message):
 
 
 def test_class_names():
-    assert MeanIoU(2).class_names == ["background", "foreground"]
+    assert MeanIoU(2).class_names == ["class_0", "class_1"]
     assert MeanIoU(3).class_names == ["class_0", "class_1", "class_2"]
     metric = MeanIoU(2, class_names=("cell", "membrane"))
     named = metric.named(torch.tensor([0.25, 0.75]))

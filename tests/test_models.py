@@ -12,10 +12,10 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from unetlab.config_location import CONFIG_DIR
 from unetlab.models import ENCODERS, AttentionUNet, ResNetUNet, UNet, UNetPlusPlus
 from unetlab.models.blocks import AttentionGate, ConvBlock
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 VARIANTS = {"unet": UNet, "attention_unet": AttentionUNet, "unet_plusplus": UNetPlusPlus}
 
 
@@ -211,7 +211,7 @@ def test_unknown_options_list_the_choices(key: str, value: object, message: str)
     ],
 )
 def test_config_lists_exactly_the_constructor_keywords(config: str, model_class: type) -> None:
-    model_cfg = OmegaConf.load(CONFIG_DIR / "model" / f"{config}.yaml")
+    model_cfg = OmegaConf.load(Path(CONFIG_DIR, "model", f"{config}.yaml"))
     keywords = set(inspect.signature(model_class).parameters)
     assert set(model_cfg) - {"_target_"} == keywords
     if config != "resnet_unet":
@@ -222,5 +222,5 @@ def test_config_lists_exactly_the_constructor_keywords(config: str, model_class:
 
 @pytest.mark.parametrize("encoder", ["resnet18", "resnet34", "resnet50", "resnet101"])
 def test_encoder_configs_set_a_registered_model_encoder(encoder: str) -> None:
-    assert OmegaConf.load(CONFIG_DIR / "encoder" / f"{encoder}.yaml").encoder == encoder
+    assert OmegaConf.load(Path(CONFIG_DIR, "encoder", f"{encoder}.yaml")).encoder == encoder
     assert encoder in ENCODERS

@@ -15,12 +15,13 @@ from tests.test_data_volumes import OBLIQUE_AFFINE
 from tests.test_predict_cli import write_checkpoint
 from unetlab.checkpoint import CONFIG_KEY
 from unetlab.config_location import CONFIG_DIR
+from unetlab.data.io import read_volume
+from unetlab.data.mirror import mirror_pad
 from unetlab.data.normalization import scale_to_unit, standardize
 from unetlab.data.resampling import resize
-from unetlab.data.volumes import Volume, read_volume, write_volume
+from unetlab.data.volumes import Volume, write_volume
 from unetlab.inference import overlap_tile_predict, plan_tiles
 from unetlab.inference.io import read_input
-from unetlab.inference.tiling import mirror_pad
 from unetlab.models import UNet, input_size_for_output, valid_output_size
 from unetlab.predict import predict
 

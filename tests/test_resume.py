@@ -18,7 +18,7 @@ from lightning.pytorch.loggers import CSVLogger
 from tests.conftest import TINY_OVERRIDES, command_env, train_command
 from unetlab.checkpoint import load_checkpoint
 from unetlab.config import ConfigError
-from unetlab.reliability import EpochShuffleSampler
+from unetlab.data.sampler import EpochShuffleSampler
 from unetlab.run.resume import find_last_checkpoint, prepare_resume
 from unetlab.run.resumed_metrics import restore_metrics
 from unetlab.train import train

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from unetlab.data.io import read_volume
 from unetlab.data.synthetic3d import SyntheticVolumes, generate_cell_volume
-from unetlab.data.volumes import read_volume
 
 
 def test_same_seed_same_volume_other_seed_other_volume() -> None:

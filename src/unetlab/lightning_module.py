@@ -14,6 +14,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from unetlab.budget_schedule import BudgetSchedule, budget_progress, budget_shape
 from unetlab.checkpoint import CONFIG_KEY, DATA_KEY
 from unetlab.instance_logging import InstanceScoreLogging
+from unetlab.labels import default_class_names
 from unetlab.metrics import (
     MeanIoU,
     info_f_score,
@@ -21,24 +22,10 @@ from unetlab.metrics import (
     predicted_instances,
     rand_f_score,
 )
+from unetlab.models.blocks import center_crop_like
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
-
-
-def center_crop_like(tensor: Tensor, reference: Tensor) -> Tensor:
-    """Crop the trailing spatial dims of ``tensor`` to those of ``reference`` (centred).
-
-    Valid-padding networks predict a smaller centre region than their input; targets and
-    weight maps are cropped to it.
-    """
-    spatial = reference.shape[2:]
-    offset = tensor.ndim - len(spatial)
-    slices = [slice(None)] * offset
-    for size, target in zip(tensor.shape[offset:], spatial, strict=True):
-        start = (size - target) // 2
-        slices.append(slice(start, start + target))
-    return tensor[tuple(slices)]
 
 
 class UNetModule(L.LightningModule):
@@ -90,7 +77,7 @@ class UNetModule(L.LightningModule):
         self.scheduler_factory = scheduler or None
         self.monitor = monitor
         self.run_config = run_config
-        self.class_names = list(class_names or [f"class_{i}" for i in range(num_classes)])
+        self.class_names = list(class_names or default_class_names(num_classes))
         metric_args = {
             "num_classes": num_classes,
             "ignore_index": ignore_index,

@@ -26,10 +26,11 @@ from unetlab.cli.result import print_result
 from unetlab.cli.runner import check_command_line, command_args, run_command
 from unetlab.config import ConfigError
 from unetlab.config_location import CONFIG_DIR
-from unetlab.data.normalization import scale_to_unit, standardize
+from unetlab.data.formats import file_stem, is_nifti
+from unetlab.data.normalization import config_percentiles, preprocess, unit_image
 from unetlab.data.resampling import resampled_shape, resize
-from unetlab.data.volumes import file_stem, is_nifti
 from unetlab.inference.io import (
+    PALETTE,
     InputImage,
     find_inputs,
     label_dtype,
@@ -44,6 +45,13 @@ from unetlab.inference.outputs import labels_from_logits, probabilities_from_log
 from unetlab.inference.tiling import overlap_tile_predict, plan_tiles
 from unetlab.inference.tta import parse_tta
 from unetlab.inference.windows import BLEND_MODES
+from unetlab.instances import (
+    InstancePostprocess,
+    checkpoint_target,
+    instance_dtype,
+    instance_labels,
+    object_palette,
+)
 
 log = logging.getLogger(__name__)
 
@@ -192,11 +200,6 @@ def _progress_bar(enabled: bool) -> Progress:
     )
 
 
-def unit_intensities(item: np.ndarray) -> np.ndarray:
-    """An image (*spatial, C) scaled to about [0, 1] as in training, volumes as a whole."""
-    return scale_to_unit(item.reshape(-1, *item.shape[-2:])).reshape(item.shape)
-
-
 def training_grid(trained: TrainedModel, image: InputImage) -> tuple[int, ...] | None:
     """The shape of a volume on the voxel grid the network was trained on, if it differs.
 
@@ -209,22 +212,6 @@ def training_grid(trained: TrainedModel, image: InputImage) -> tuple[int, ...] |
         return None
     shape = resampled_shape(image.grid.shape, image.grid.spacing, target)
     return None if shape == image.grid.shape else shape
-
-
-def network_input(
-    item: np.ndarray, statistics: tuple[np.ndarray, np.ndarray], shape: tuple[int, ...] | None
-) -> np.ndarray:
-    """An image or volume (*spatial, C) as the network takes it: (C, *spatial), standardised.
-
-    Args:
-        item: The stored pixels.
-        statistics: Training mean and standard deviation per channel.
-        shape: Spatial shape to resample to first (:func:`training_grid`), or None.
-    """
-    unit = unit_intensities(item)
-    if shape is not None:
-        unit = resize(unit, shape, order=1)
-    return np.moveaxis(standardize(unit, *statistics), -1, 0)
 
 
 def to_input_grid(logits: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -249,14 +236,18 @@ def predict_file(
     """
     spatial_dims = image.items.ndim - 2
     grid_shape = training_grid(trained, image)
+    percentiles = config_percentiles(trained.config)
     dtype = label_dtype(trained.num_classes)
     labels = np.empty(image.items.shape[:-1], dtype)
     probabilities: list[np.ndarray] = []
+    objects: list[np.ndarray] = []
+    postprocess = InstancePostprocess(**_plain(cfg.postprocess)) if cfg.instances else None
+    target = checkpoint_target(trained.config)
     written: list[Path] = []
     for index, item in enumerate(image.items):
         # The normalised input is only referenced by the call, so it is freed right after.
         logits = overlap_tile_predict(
-            network_input(item, statistics, grid_shape),
+            preprocess(item, *statistics, percentiles, grid_shape),
             trained.net,
             tile_size=_tile_size(cfg, spatial_dims),
             overlap=cfg.overlap,
@@ -276,21 +267,34 @@ def predict_file(
         labels[index] = labels_from_logits(logits, dtype)
         if cfg.save_probabilities:
             probabilities.append(probabilities_from_logits(logits))
+        if postprocess is not None:
+            objects.append(instance_labels(logits, target, postprocess))
         del logits
         if cfg.save_overlay:
             # Scaled again rather than kept through the tiling: it is cheap, memory is not.
-            plane, plane_labels = unit_intensities(item), labels[index]
+            # With instances, every object is outlined in its own colour.
+            plane = unit_image(item, percentiles)
+            plane_labels = objects[index] if objects else labels[index]
             name = image.stem + (f"_{index:03d}" if len(image.items) > 1 else "")
             if spatial_dims == 3:
                 middle = plane.shape[0] // 2
                 plane, plane_labels = plane[middle], plane_labels[middle]
                 name += f"_z{middle:03d}"
             path = output_dir / "overlays" / f"{name}.png"
-            write_overlay(path, overlay_rgb(plane, plane_labels, cfg.overlay_alpha))
+            palette = object_palette() if objects else PALETTE
+            write_overlay(
+                path, overlay_rgb(plane, plane_labels, cfg.overlay_alpha, palette=palette)
+            )
             written.append(path)
     path = mask_path(output_dir, image, cfg.mask_format)
     write_mask(path, labels if image.stacked else labels[0], image.grid)
     written.insert(0, path)
+    if objects:
+        stacked = np.stack(objects)
+        stacked = stacked.astype(instance_dtype(stacked), copy=False)
+        path = output_dir / "instances" / f"{image.stem}.tif"
+        write_mask(path, stacked if image.stacked else stacked[0], image.grid)
+        written.insert(1, path)
     if probabilities:
         spatial = "ZYX"[-spatial_dims:]
         if image.stacked:
@@ -303,7 +307,7 @@ def predict_file(
         suffix = ".nii.gz" if is_nifti(image.path) else ".tif"
         path = output_dir / "probabilities" / f"{image.stem}{suffix}"
         write_probabilities(path, data, axes, image.grid)
-        written.insert(1, path)
+        written.insert(2 if objects else 1, path)
     return written
 
 

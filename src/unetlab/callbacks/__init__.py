@@ -5,6 +5,7 @@ from unetlab.callbacks.epoch_seed import EpochSeed
 from unetlab.callbacks.instance_figures import InstanceFigures
 from unetlab.callbacks.model_artifact import ModelArtifact
 from unetlab.callbacks.numerics import NonFiniteLossError, NonFiniteLossGuard
+from unetlab.callbacks.optuna_pruning import OptunaPruning
 from unetlab.callbacks.prediction_images import PredictionImages
 from unetlab.callbacks.test_images_table import TestImagesTable
 
@@ -15,6 +16,7 @@ __all__ = [
     "ModelArtifact",
     "NonFiniteLossError",
     "NonFiniteLossGuard",
+    "OptunaPruning",
     "PredictionImages",
     "TestImagesTable",
 ]

@@ -9,7 +9,8 @@ import lightning as L
 import matplotlib.pyplot as plt
 from lightning.pytorch.loggers import WandbLogger
 
-from unetlab.lightning_module import UNetModule, center_crop_like
+from unetlab.lightning_module import UNetModule
+from unetlab.models.blocks import center_crop_like
 from unetlab.visualization.instances import plot_instance_errors
 
 

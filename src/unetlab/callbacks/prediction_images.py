@@ -13,7 +13,8 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor
 
-from unetlab.lightning_module import UNetModule, center_crop_like
+from unetlab.lightning_module import UNetModule
+from unetlab.models.blocks import center_crop_like
 from unetlab.visualization.predictions import plot_predictions
 
 

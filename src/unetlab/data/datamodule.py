@@ -26,10 +26,12 @@ from unetlab.data.masks import MaskEncoding
 from unetlab.data.normalization import DEFAULT_PERCENTILES, RunningChannelStats, StatsCache
 from unetlab.data.patches import ContextPlanner, PatchSampler
 from unetlab.data.resampling import check_spacing
-from unetlab.data.samples import Sample
+from unetlab.data.sampler import EpochShuffleSampler
+from unetlab.data.samples import Sample, pages_of_stacks
 from unetlab.data.sources import DatasetSource, FolderSource
 from unetlab.data.splits import STAGES, make_split
-from unetlab.reliability.seeding import EpochShuffleSampler
+from unetlab.instances.targets import make_target
+from unetlab.labels import default_class_names
 
 __all__ = ["BiomedicalDataModule", "DatasetSource", "FolderSource"]
 
@@ -98,6 +100,10 @@ class BiomedicalDataModule(L.LightningDataModule):
             NIfTI files); must match ``model.spatial_dims``.
         target_spacing: Voxel size ``[z, y, x]`` every volume is resampled to on loading
             (anisotropic data); ``None`` keeps the stored grid.
+        target: What the network learns: ``semantic`` (the mask's classes) or
+            ``instance_border`` (background / interior / border from instance labels,
+            ``num_classes=3``; see :mod:`unetlab.instances.targets`).
+        border_width: Thickness of the border class with ``instance_border``, in pixels.
     """
 
     def __init__(
@@ -136,8 +142,11 @@ class BiomedicalDataModule(L.LightningDataModule):
         em_membrane_class: int | None = None,
         spatial_dims: int = 2,
         target_spacing: Sequence[float] | None = None,
+        target: str = "semantic",
+        border_width: int = 1,
     ) -> None:
         super().__init__()
+        self.target = make_target(target, num_classes, border_width)
         if spatial_dims not in (2, 3):
             raise ValueError(f"data.spatial_dims={spatial_dims} is not supported; choose 2 or 3")
         if target_spacing is not None and spatial_dims != 3:
@@ -156,7 +165,7 @@ class BiomedicalDataModule(L.LightningDataModule):
         self.root = Path(root) if root is not None else None
         self.num_classes = num_classes
         self.in_channels = in_channels
-        self.class_names = list(class_names or [f"class_{i}" for i in range(num_classes)])
+        self.class_names = list(class_names or default_class_names(num_classes))
         if len(self.class_names) != num_classes:
             raise ValueError(
                 f"data.class_names has {len(self.class_names)} names for "
@@ -166,8 +175,10 @@ class BiomedicalDataModule(L.LightningDataModule):
             raise ValueError(
                 f"data.object_class={object_class} is not a class 0..{num_classes - 1}"
             )
+        # Instance targets make their classes from object masks (2 classes as stored).
+        stored_classes = 2 if self.target is not None else num_classes
         self.encoding = MaskEncoding(
-            num_classes, mask_encoding, mask_mapping, ignore_value, ignore_index
+            stored_classes, mask_encoding, mask_mapping, ignore_value, ignore_index
         )
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -250,6 +261,8 @@ class BiomedicalDataModule(L.LightningDataModule):
         if self.datasets:
             return
         samples = self.source.samples()
+        if self.spatial_dims == 2:
+            samples = pages_of_stacks(samples)
         by_name = {sample.name: sample for sample in samples}
         if len(by_name) != len(samples):
             raise ValueError(
@@ -266,6 +279,7 @@ class BiomedicalDataModule(L.LightningDataModule):
             keep_foreground=self.sampler.foreground_fraction > 0,
             spatial_dims=self.spatial_dims,
             target_spacing=self.target_spacing,
+            target=self.target,
         )
         decoded, shapes = self._decode_all(decoder, used)
         self._check_shapes(shapes)

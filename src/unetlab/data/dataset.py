@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from unetlab.data.decoding import DecodedSample
-from unetlab.data.normalization import standardize
+from unetlab.data.normalization import network_layout
 from unetlab.data.patches import PatchSampler, cut_window, paste_into_window
 
 __all__ = ["DecodedSample", "SegmentationDataset", "seed_worker"]
@@ -120,10 +120,8 @@ class SegmentationDataset(Dataset):
             image, mask = out[self.image_key], out[self.mask_key]
             weight_map = out.get("weight_map", weight_map)
             instances = out.get("instances", instances)
-        if self.mean is not None and self.std is not None:
-            image = standardize(image, self.mean, self.std)
         item = {
-            "image": torch.from_numpy(np.ascontiguousarray(np.moveaxis(image, -1, 0), np.float32)),
+            "image": torch.from_numpy(network_layout(image, self.mean, self.std)),
             "mask": torch.from_numpy(np.ascontiguousarray(mask, np.int64)),
             "name": sample.name,
         }

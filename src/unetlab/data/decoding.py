@@ -13,13 +13,14 @@ import numpy as np
 
 from unetlab.data.io import describe
 from unetlab.data.masks import MaskEncoding
-from unetlab.data.normalization import DEFAULT_PERCENTILES, scale_to_unit
+from unetlab.data.normalization import DEFAULT_PERCENTILES, unit_image
 from unetlab.data.readers import READERS
 from unetlab.data.resampling import check_spacing, resampled_shape, resize
 from unetlab.data.samples import Sample
-from unetlab.losses.weight_map import instances_from_binary
+from unetlab.labels import instances_from_binary
 
 WeightMapFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+TargetFn = Callable[[np.ndarray, np.ndarray | None, str], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -65,6 +66,8 @@ class SampleDecoder:
         keep_foreground: Whether to store foreground pixel indices.
         spatial_dims: 2 for images (and stack pages), 3 for volumes.
         target_spacing: Voxel size (z, y, x) volumes are resampled to; None keeps them.
+        target: ``target(mask, instances, origin) -> (classes, objects)``, which turns
+            instance labels into the classes to learn (``data.target``); None keeps the mask.
     """
 
     def __init__(
@@ -77,7 +80,9 @@ class SampleDecoder:
         keep_foreground: bool = False,
         spatial_dims: int = 2,
         target_spacing: Sequence[float] | None = None,
+        target: TargetFn | None = None,
     ) -> None:
+        self.target = target
         self.reader = READERS[spatial_dims]()
         self.target_spacing = None if target_spacing is None else check_spacing(target_spacing)
         self.in_channels = in_channels
@@ -105,12 +110,18 @@ class SampleDecoder:
                     f"but the mask {sample.mask_origin} is {describe_shape(mask.shape)}; they "
                     "must match pixel for pixel"
                 )
-        image = scale_to_unit(stored.image, self.percentiles)
+        shape = None
         if self.target_spacing is not None and stored.spacing is not None:
-            image, mask, instances = self._resample(stored.spacing, image, mask, instances)
+            shape = resampled_shape(mask.shape, stored.spacing, self.target_spacing)
+            mask = resize(mask, shape, order=0)
+            instances = None if instances is None else resize(instances, shape, order=0)
+        image = unit_image(stored.image, self.percentiles, shape)
+        objects = instances
+        if self.target is not None:
+            mask, objects = self.target(mask, instances, sample.mask_origin)
         weight_map = None
         if with_weight_map and self.weight_map_fn is not None:
-            weight_map = self._weight_map(mask, instances)
+            weight_map = self._weight_map(mask, objects)
         foreground = None
         if self.keep_foreground:
             foreground = np.flatnonzero(mask > 0).astype(np.int32)
@@ -142,27 +153,12 @@ class SampleDecoder:
                 "masks must match their images pixel for pixel (resize or re-export the mask)"
             )
 
-    def _resample(
-        self,
-        spacing: tuple[float, ...],
-        image: np.ndarray,
-        mask: np.ndarray,
-        instances: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Image (linear), mask and instances (nearest) on the grid of ``target_spacing``."""
-        assert self.target_spacing is not None
-        shape = resampled_shape(mask.shape, spacing, self.target_spacing)
-        resampled = None if instances is None else resize(instances, shape, order=0)
-        return resize(image, shape, order=1), resize(mask, shape, order=0), resampled
-
-    def _weight_map(self, mask: np.ndarray, instances: np.ndarray | None) -> np.ndarray:
+    def _weight_map(self, mask: np.ndarray, objects: np.ndarray | None) -> np.ndarray:
         assert self.weight_map_fn is not None
         ignored = mask < 0
         labelled = np.where(ignored, 0, mask).astype(np.int64)
-        if instances is None:
+        if objects is None:
             objects = instances_from_binary(mask == self.object_class)
-        else:
-            objects = instances
         weight_map = np.asarray(self.weight_map_fn(objects, labelled), np.float32)
         weight_map[ignored] = 0.0
         return weight_map

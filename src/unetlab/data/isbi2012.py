@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from unetlab.data.download import download_file
-from unetlab.data.io import count_pages
+from unetlab.data.io import count_images
 from unetlab.data.samples import Sample
 from unetlab.data.sources import FolderSource
 
@@ -104,7 +104,7 @@ class Isbi2012(FolderSource):
         if not self.has_stacks:
             return super().samples()
         volume, labels = root / VOLUME, root / LABELS
-        pages, label_pages = count_pages(volume), count_pages(labels)
+        pages, label_pages = count_images(volume), count_images(labels)
         if pages != label_pages:
             raise ValueError(
                 f"{labels}: {label_pages} label slices for {pages} image slices in {volume}; "

@@ -1,16 +1,24 @@
-"""Intensity scaling, per-channel statistics (cached per training split) and standardisation."""
+"""Preparing pixels for a network: intensity scaling, standardisation, channels first.
+
+:func:`preprocess` is the whole way from stored pixels to network input; prediction and
+the BioImage Model Zoo export call it, and the data module runs its steps on either side
+of cropping and augmentation: :func:`unit_image` when it decodes a sample,
+:func:`network_layout` when it serves one. Also per-channel statistics, cached per split.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from unetlab.atomic_file import write_json_atomic
+from unetlab.data.resampling import resize
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +40,60 @@ def scale_to_unit(
     spatial = tuple(range(data.ndim - 1))
     low, high = np.percentile(data, percentiles, axis=spatial, keepdims=True)
     return ((data - low) / np.maximum(high - low, 1e-6)).astype(np.float32)
+
+
+def config_percentiles(config: Mapping[str, Any]) -> tuple[float, float]:
+    """The percentiles a run's config scales 16-bit and float images with (``data.percentiles``)."""
+    low, high = (config.get("data") or {}).get("percentiles") or DEFAULT_PERCENTILES
+    return float(low), float(high)
+
+
+def unit_image(
+    image: np.ndarray,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    shape: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Stored pixels (*spatial, C) scaled to about [0, 1], resampled linearly to ``shape``.
+
+    Args:
+        image: An image (H, W, C) or volume (Z, Y, X, C), dtype as stored.
+        percentiles: Scaling of 16-bit and float images (:func:`scale_to_unit`).
+        shape: Spatial shape to resample to (volumes with ``data.target_spacing``); None
+            keeps the grid.
+    """
+    low, high = percentiles
+    unit = scale_to_unit(image, (float(low), float(high)))
+    return unit if shape is None else resize(unit, tuple(shape), order=1)
+
+
+def network_layout(
+    unit: np.ndarray, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> np.ndarray:
+    """A scaled image (*spatial, C) standardised per channel, as (C, *spatial) float32.
+
+    Args:
+        unit: Output of :func:`unit_image` (possibly cropped and augmented).
+        mean: Training mean per channel; None leaves the intensities as they are.
+        std: Training standard deviation per channel.
+    """
+    if mean is not None and std is not None:
+        unit = standardize(unit, mean, std)
+    return np.ascontiguousarray(np.moveaxis(unit, -1, 0), np.float32)
+
+
+def preprocess(
+    image: np.ndarray,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    shape: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Stored pixels (*spatial, C) to network input (C, *spatial), float32.
+
+    Scale to [0, 1] (8-bit / 255, other types between ``percentiles``), resample to
+    ``shape`` if given, standardise with the training ``mean`` and ``std``, channels first.
+    """
+    return network_layout(unit_image(image, percentiles, shape), mean, std)
 
 
 class RunningChannelStats:

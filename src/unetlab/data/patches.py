@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unetlab.data.transforms.elastic import reflect_indices
+from unetlab.data.mirror import crop_mirrored
 
 OutputShape = Callable[[tuple[int, ...]], tuple[int, ...]]
 
@@ -69,24 +69,6 @@ class ContextPlanner:
             f"no input size up to {MAX_CONTEXT_SEARCH} gives an output of {size} pixels; "
             "lower data.patch_size"
         )
-
-
-def crop_reflect(array: np.ndarray, starts: Sequence[int], sizes: Sequence[int]) -> np.ndarray:
-    """The region ``starts .. starts + sizes`` of the leading axes, mirrored beyond the array.
-
-    Args:
-        array: (*spatial) or (*spatial, C) array.
-        starts: First position along every spatial axis (may be negative).
-        sizes: Region size along every spatial axis.
-    """
-    extents = array.shape[: len(starts)]
-    if all(s >= 0 and s + n <= e for s, n, e in zip(starts, sizes, extents, strict=True)):
-        return array[tuple(slice(s, s + n) for s, n in zip(starts, sizes, strict=True))]
-    indices = [
-        reflect_indices(np.arange(s, s + n), e)
-        for s, n, e in zip(starts, sizes, extents, strict=True)
-    ]
-    return array[np.ix_(*indices)]
 
 
 @dataclass(frozen=True)
@@ -221,12 +203,12 @@ def cut_window(
         label_padding: Mirror labels too (training crops); otherwise pixels outside the
             image get ``ignore_index`` and weight 0 (whole-image evaluation).
     """
-    image_crop = crop_reflect(image, window.start, window.size)
+    image_crop = crop_mirrored(image, window.start, window.size)
     if label_padding:
         weights = (
-            None if weight_map is None else crop_reflect(weight_map, window.start, window.size)
+            None if weight_map is None else crop_mirrored(weight_map, window.start, window.size)
         )
-        return image_crop, crop_reflect(mask, window.start, window.size), weights
+        return image_crop, crop_mirrored(mask, window.start, window.size), weights
     mask_crop = paste_into_window(window, mask, ignore_index)
     weights = None if weight_map is None else paste_into_window(window, weight_map, 0)
     return image_crop, mask_crop, weights

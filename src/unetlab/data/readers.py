@@ -7,9 +7,10 @@ from typing import Protocol
 
 import numpy as np
 
-from unetlab.data.io import read_image, read_mask
+from unetlab.data.formats import is_nifti
+from unetlab.data.io import read_image, read_mask, read_volume
 from unetlab.data.samples import Sample
-from unetlab.data.volumes import Volume, is_nifti, read_volume
+from unetlab.data.volumes import Volume
 
 
 @dataclass
@@ -48,7 +49,7 @@ class ImageReader:
                 )
         image = read_image(sample.image, sample.page)
         mask = read_mask(sample.mask, sample.page)
-        instances = None if sample.instances is None else read_mask(sample.instances)
+        instances = None if sample.instances is None else read_mask(sample.instances, sample.page)
         return StoredSample(image, mask, instances)
 
 
@@ -58,7 +59,7 @@ class VolumeReader:
     def read(self, sample: Sample) -> StoredSample:
         """Read image (Z, Y, X, C), mask (Z, Y, X), instance labels and the image's spacing."""
         image = read_volume(sample.image)
-        array = image.array if image.array.ndim == 4 else image.array[..., None]
+        array = image.with_channels()
         mask = _label_volume(read_volume(sample.mask), sample.mask_origin)
         instances = None
         if sample.instances is not None:

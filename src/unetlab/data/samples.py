@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from unetlab.data.io import IMAGE_SUFFIXES, describe
-from unetlab.data.volumes import NIFTI_SUFFIXES, file_stem, file_suffix
-
-SAMPLE_SUFFIXES = IMAGE_SUFFIXES + NIFTI_SUFFIXES
-"""Files a dataset folder may hold: 2-D images, TIFF stacks and volumes, NIfTI volumes."""
+from unetlab.data.formats import SAMPLE_SUFFIXES, file_stem, file_suffix, is_tiff
+from unetlab.data.io import count_images, describe
 
 
 @dataclass(frozen=True)
@@ -107,3 +105,31 @@ def find_samples(
     if instances_dir and (root / instances_dir).is_dir():
         instances = _files_by_stem(root / instances_dir)
     return [Sample(name, images[name], masks[name], instances.get(name)) for name in sorted(images)]
+
+
+def pages_of_stacks(samples: Sequence[Sample]) -> list[Sample]:
+    """The 2-D images of a dataset: a TIFF stack becomes one sample per page.
+
+    Pages are read as :func:`unetlab.data.io.read_pixels` arranges them (the images
+    ``unetlab-predict`` sees in the file) and named ``<name>_000``, ``<name>_001``, ...
+    Their masks (and instance labels) are the pages of stacks of the same length.
+
+    Raises:
+        ValueError: A mask or instance-label file holds another number of images.
+    """
+    pages: list[Sample] = []
+    for sample in samples:
+        count = 1
+        if sample.page is None and is_tiff(sample.image):
+            count = count_images(sample.image)
+        if count == 1:
+            pages.append(sample)
+            continue
+        for labels in (sample.mask, sample.instances):
+            if labels is not None and count_images(labels) != count:
+                raise ValueError(
+                    f"{labels}: {count_images(labels)} label image(s) for the {count} images "
+                    f"of the stack {sample.image}; give one label page per image page"
+                )
+        pages += [replace(sample, name=f"{sample.name}_{i:03d}", page=i) for i in range(count)]
+    return pages

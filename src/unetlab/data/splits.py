@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unetlab.data.samples import SAMPLE_SUFFIXES
-from unetlab.data.volumes import file_stem, file_suffix
+from unetlab.data.formats import SAMPLE_SUFFIXES, file_stem, file_suffix
 
 STAGES = ("train", "val", "test")
 

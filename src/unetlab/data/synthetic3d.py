@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from unetlab.data.formats import VOLUME_SUFFIXES
 from unetlab.data.generated import GeneratedDataset
 from unetlab.data.synthetic import NucleiStyle, acquire, place_objects
-from unetlab.data.volumes import VOLUME_SUFFIXES, Volume, write_volume
+from unetlab.data.volumes import Volume, write_volume
 
 CELL_STYLE = NucleiStyle(
     min_nuclei=6,

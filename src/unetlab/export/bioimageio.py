@@ -32,11 +32,12 @@ from PIL import Image
 from torch import nn
 
 from unetlab.checkpoint import TrainedModel
-from unetlab.data.io import read_image
-from unetlab.data.normalization import DEFAULT_PERCENTILES, scale_to_unit, standardize
+from unetlab.data.mirror import crop_mirrored
+from unetlab.data.normalization import config_percentiles, preprocess
 from unetlab.data.synthetic import generate_nuclei_image
 from unetlab.export.formats import EXPORT_FORMATS, check_parity, save_onnx, save_torchscript
-from unetlab.inference.io import overlay_rgb
+from unetlab.inference.io import overlay_rgb, read_input
+from unetlab.labels import default_class_names
 from unetlab.models.size_planner import valid_input_sizes, valid_output_size
 
 log = logging.getLogger(__name__)
@@ -119,10 +120,7 @@ def _statistics(trained: TrainedModel) -> tuple[list[float], list[float]]:
 
 def model_input(trained: TrainedModel, image: np.ndarray) -> np.ndarray:
     """(1, C, *spatial) float32 network input of one (*spatial, C) image, as in training."""
-    mean, std = _statistics(trained)
-    flat = image.reshape(-1, *image.shape[-2:])
-    unit = scale_to_unit(flat).reshape(image.shape)
-    return np.ascontiguousarray(np.moveaxis(standardize(unit, mean, std), -1, 0)[None])
+    return preprocess(image, *_statistics(trained), config_percentiles(trained.config))[None]
 
 
 def _check_parity(root: Path, x: np.ndarray, logits: np.ndarray, tolerance: float) -> None:
@@ -140,8 +138,8 @@ def _cover(image: np.ndarray, logits: np.ndarray, path: Path) -> None:
     labels = logits[0].argmax(0)
     if spatial_dims == 3:
         image, labels = image[image.shape[0] // 2], labels[labels.shape[0] // 2]
-    crop = [(a - b) // 2 for a, b in zip(image.shape[:2], labels.shape, strict=True)]
-    image = image[crop[0] : crop[0] + labels.shape[0], crop[1] : crop[1] + labels.shape[1]]
+    starts = [(a - b) // 2 for a, b in zip(image.shape[:2], labels.shape, strict=True)]
+    image = crop_mirrored(image, starts, labels.shape)
     plain = overlay_rgb(image, np.zeros_like(labels))
     Image.fromarray(np.concatenate([plain, overlay_rgb(image, labels)], axis=1)).save(path)
 
@@ -215,7 +213,7 @@ def export_bioimageio(
     spatial_dims = int(model.get("spatial_dims", 2))
     spatial = ["z", "y", "x"][-spatial_dims:]
     mean, std = _statistics(trained)
-    class_names = trained.class_names or [f"class{i}" for i in range(trained.num_classes)]
+    class_names = trained.class_names or default_class_names(trained.num_classes)
     rule = tile_rule(trained.net)
     smallest, step, offset = rule
     network = type(trained.net).__name__
@@ -248,6 +246,7 @@ def export_bioimageio(
             },
             "mean": mean,
             "std": std,
+            "percentiles": list(config_percentiles(trained.config)),
             "class_names": class_names,
         }
         example = torch.zeros(1, trained.in_channels, *[smallest + step] * spatial_dims)
@@ -263,7 +262,7 @@ def export_bioimageio(
         if image.dtype == np.uint8:
             scaling = v0_5.ScaleLinearDescr(kwargs=v0_5.ScaleLinearKwargs(gain=1 / 255))
         else:
-            low, high = DEFAULT_PERCENTILES
+            low, high = config_percentiles(trained.config)
             scaling = v0_5.ScaleRangeDescr(
                 kwargs=v0_5.ScaleRangeKwargs(
                     axes=[v0_5.AxisId(a) for a in spatial],
@@ -380,9 +379,10 @@ def export_from_config(cfg: Any, trained: TrainedModel) -> dict[str, Any]:
     """
     options = cfg.bioimageio
     output = Path(cfg.output) if cfg.output else Path(cfg.ckpt_path).with_suffix(".zip")
-    sample = read_image(options.sample) if options.sample else None
-    if sample is not None and sample.shape[-1] == 1:
-        sample = sample[..., 0]
+    sample = None
+    if options.sample:
+        spatial_dims = int(trained.config["model"].get("spatial_dims", 2))
+        sample = read_input(options.sample, spatial_dims).items[0]
     export_bioimageio(
         trained,
         output,
@@ -460,7 +460,7 @@ def load_bioimageio(path: str | Path) -> TrainedModel:
     net = PackagedNetwork(module, dict(extra["network"])).eval()
     return TrainedModel(
         net=net,
-        config={"model": dict(extra["model"])},
+        config={"model": dict(extra["model"]), "data": {"percentiles": extra.get("percentiles")}},
         mean=mean,
         std=std,
         class_names=list(extra.get("class_names") or []),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from unetlab.inference.tiling import TileGrid, mirror_pad, overlap_tile_predict, plan_tiles
+from unetlab.data.mirror import mirror_pad
+from unetlab.inference.tiling import TileGrid, overlap_tile_predict, plan_tiles
 from unetlab.inference.tta import D4_TRANSFORMS, TTAPredictor, parse_tta
 from unetlab.inference.windows import BLEND_MODES, blend_window_1d
 

@@ -14,22 +14,11 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from unetlab.data.io import read_image
-from unetlab.data.samples import SAMPLE_SUFFIXES
-from unetlab.data.volumes import (
-    Volume,
-    file_stem,
-    file_suffix,
-    is_nifti,
-    read_volume,
-    tiff_geometry,
-    write_volume,
-)
+from unetlab.data.formats import SAMPLE_SUFFIXES, file_stem, file_suffix, is_nifti, is_tiff
+from unetlab.data.io import read_pixels, read_volume
+from unetlab.data.volumes import Volume, write_volume
 
-TIFF_SUFFIXES = (".tif", ".tiff")
 MASK_FORMATS = ("auto", "png", "tif", "nii.gz")
-CHANNEL_AXES = "SC"
-"""tifffile axis codes of channels: S (samples of a pixel, e.g. RGB) and C (channel planes)."""
 
 PALETTE = np.array(
     [
@@ -105,37 +94,6 @@ class InputImage:
         return file_stem(self.path)
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, str, tuple[tuple[float, float, float], str | None]]:
-    """Pixels, tifffile axis codes (e.g. ``YX``, ``ZYX``, ``YXS``) and voxel size of a TIFF.
-
-    Pages written one at a time can form one series each; series of equal shape are
-    stacked along a leading ``I`` (image) axis.
-    """
-    try:
-        with tifffile.TiffFile(path) as tiff:
-            arrays = [(np.asarray(s.asarray()), s.axes) for s in tiff.series]
-            geometry = tiff_geometry(tiff)
-    except (OSError, ValueError, IndexError, KeyError, tifffile.TiffFileError) as error:
-        raise ValueError(
-            f"{path}: cannot read image ({type(error).__name__}: {error}); "
-            "check the file is a complete TIFF or remove it"
-        ) from None
-    if not arrays:
-        raise ValueError(
-            f"{path}: cannot read image (no image data); check the file is a complete TIFF "
-            "or remove it"
-        )
-    first, axes = arrays[0]
-    if len(arrays) == 1:
-        return first, axes, geometry
-    if any((a.shape, a.dtype, x) != (first.shape, first.dtype, axes) for a, x in arrays):
-        raise ValueError(
-            f"{path}: the TIFF holds {len(arrays)} images of different shapes; "
-            "save images of one size per file"
-        )
-    return np.stack([a for a, _ in arrays]), "I" + axes, geometry
-
-
 def _read_nifti(path: Path, spatial_dims: int) -> InputImage:
     """A NIfTI volume (one per file) with its voxel grid."""
     if spatial_dims != 3:
@@ -144,8 +102,7 @@ def _read_nifti(path: Path, spatial_dims: int) -> InputImage:
             f"(model.spatial_dims={spatial_dims}); predict volumes with a 3-D model"
         )
     volume = read_volume(path)
-    array = volume.array if volume.array.ndim == 4 else volume.array[..., None]
-    return InputImage(path, array[None], stacked=False, grid=volume)
+    return InputImage(path, volume.with_channels()[None], stacked=False, grid=volume)
 
 
 def read_input(path: str | Path, spatial_dims: int = 2) -> InputImage:
@@ -165,29 +122,18 @@ def read_input(path: str | Path, spatial_dims: int = 2) -> InputImage:
     path = Path(path)
     if is_nifti(path):
         return _read_nifti(path, spatial_dims)
-    geometry = None
-    if path.suffix.lower() in TIFF_SUFFIXES:
-        array, axes, geometry = _read_tiff(path)
-    else:
-        array, axes = read_image(path), "YXS"
-    channel_axes = [i for i, code in enumerate(axes) if code in CHANNEL_AXES]
-    if len(channel_axes) > 1:
-        raise ValueError(
-            f"{path}: image has axes {axes} with more than one channel axis; "
-            "save it with a single channel axis"
-        )
-    array = np.moveaxis(array, channel_axes[0], -1) if channel_axes else array[..., None]
+    pixels = read_pixels(path)
+    array = pixels.with_channels()
     if array.ndim < spatial_dims + 1:
         raise ValueError(
-            f"{path}: image has axes {axes} (shape {array.shape[:-1]}) but the model is "
+            f"{path}: image has axes {pixels.axes} (shape {array.shape[:-1]}) but the model is "
             f"{spatial_dims}-D (model.spatial_dims={spatial_dims}); give it a TIFF volume"
         )
     leading = array.shape[: -(spatial_dims + 1)]
     items = array.reshape(-1, *array.shape[len(leading) :])
     grid = None
-    if spatial_dims == 3 and not leading and geometry is not None:
-        spacing, unit = geometry
-        grid = Volume(items[0], spacing, unit=unit)
+    if spatial_dims == 3 and not leading and pixels.spacing is not None:
+        grid = Volume(items[0], pixels.spacing, unit=pixels.unit)
     return InputImage(path, items, stacked=len(leading) > 0, grid=grid)
 
 
@@ -211,9 +157,7 @@ def mask_path(output_dir: Path, image: InputImage, mask_format: str) -> Path:
         )
     if mask_format == "nii.gz" or (mask_format == "auto" and is_nifti(image.path)):
         return output_dir / "masks" / f"{image.stem}.nii.gz"
-    as_tiff = mask_format == "tif" or (
-        mask_format == "auto" and image.path.suffix.lower() in TIFF_SUFFIXES
-    )
+    as_tiff = mask_format == "tif" or (mask_format == "auto" and is_tiff(image.path))
     if image.stacked or image.items.ndim > 4:
         as_tiff = True
     return output_dir / "masks" / f"{image.stem}{'.tif' if as_tiff else '.png'}"
@@ -280,7 +224,11 @@ def display_range(image: np.ndarray, percentiles: tuple[float, float] = (1.0, 99
 
 
 def overlay_rgb(
-    image: np.ndarray, labels: np.ndarray, alpha: float = 0.4, chunk_rows: int = 1024
+    image: np.ndarray,
+    labels: np.ndarray,
+    alpha: float = 0.4,
+    chunk_rows: int = 1024,
+    palette: np.ndarray = PALETTE,
 ) -> np.ndarray:
     """An RGB picture of ``image`` with every class but 0 tinted and outlined in its colour.
 
@@ -293,6 +241,7 @@ def overlay_rgb(
         labels: (H, W) class indices.
         alpha: Opacity of the tint; outlines are opaque.
         chunk_rows: Rows composed at a time (bounds the float32 working memory).
+        palette: Colour of every label (row 0 unused); labels beyond it cycle.
     """
     image = image if image.shape[-1] == 3 else image[..., :1]
     low, high = display_range(image)
@@ -308,7 +257,7 @@ def overlay_rgb(
         base = np.clip((image[rows].astype(np.float32) - low) * scale, 0.0, 255.0)
         base = np.broadcast_to(base, (*base.shape[:2], 3))
         chunk_labels = labels[rows]
-        colour = PALETTE[(chunk_labels - 1) % (len(PALETTE) - 1) + 1]
+        colour = palette[(chunk_labels - 1) % (len(palette) - 1) + 1]
         foreground = (chunk_labels > 0)[..., None]
         opacity = np.where(foreground, alpha, 0.0) + np.where(
             (edges[rows] & (chunk_labels > 0))[..., None], 1.0 - alpha, 0.0

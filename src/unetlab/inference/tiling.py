@@ -1,6 +1,6 @@
 """Overlap-tile prediction (Ronneberger et al. 2015) for images and volumes of any size.
 
-Tiles are read from the image with mirrored borders, run through the network a batch at
+Tiles are read from the image with mirrored borders (:mod:`unetlab.data.mirror`), run through the network a batch at
 a time, and their outputs are written into one preallocated array, so memory grows with
 the tile batch and the output, never with a list of tiles.
 
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from unetlab.data.mirror import crop_mirrored
 from unetlab.inference.tta import TTAPredictor, parse_tta
 from unetlab.inference.windows import blend_window_1d, window_weight_sum
 from unetlab.models.size_planner import valid_input_sizes, valid_output_size
@@ -86,65 +87,6 @@ class TileGrid:
     def tiles(self) -> Iterator[tuple[int, ...]]:
         """Grid index of every tile, in row-major order."""
         return itertools.product(*(range(len(axis.starts)) for axis in self.axes))
-
-
-def reflect_indices(start: int, size: int, length: int) -> np.ndarray:
-    """Indices of ``range(start, start + size)`` mirrored into ``[0, length)``.
-
-    Mirroring does not repeat the edge pixel (``d c b | a b c d | c b a``), like
-    ``numpy.pad(mode="reflect")``, and keeps mirroring as far as needed.
-
-    Args:
-        start: First position (may be negative).
-        size: Number of positions.
-        length: Size of the axis.
-    """
-    if length == 1:
-        return np.zeros(size, np.intp)
-    period = 2 * (length - 1)
-    indices = np.arange(start, start + size) % period
-    return np.where(indices >= length, period - indices, indices)
-
-
-def extract_tile(image: np.ndarray, starts: Sequence[int], sizes: Sequence[int]) -> np.ndarray:
-    """The region ``starts .. starts + sizes`` of ``image`` (C, *spatial), mirrored outside it.
-
-    Regions inside the image are views; mirrored ones are copies.
-
-    Args:
-        image: Array with channels first.
-        starts: First position along every spatial axis (may be negative).
-        sizes: Region size along every spatial axis.
-    """
-    region = image
-    mirrored = []
-    for axis, (start, size) in enumerate(zip(starts, sizes, strict=True)):
-        length = image.shape[axis + 1]
-        if start >= 0 and start + size <= length:
-            index = [slice(None)] * region.ndim
-            index[axis + 1] = slice(start, start + size)
-            region = region[tuple(index)]
-        else:
-            mirrored.append((axis, reflect_indices(start, size, length)))
-    for axis, indices in mirrored:
-        region = np.take(region, indices, axis=axis + 1)
-    return region
-
-
-def mirror_pad(
-    image: np.ndarray, before: Sequence[int], after: Sequence[int] | None = None
-) -> np.ndarray:
-    """Mirror-pad the spatial axes of ``image`` (C, *spatial), exactly as tiles are read.
-
-    Args:
-        image: Array with channels first.
-        before: Pixels added before the image along every spatial axis.
-        after: Pixels added after it (default: ``before``).
-    """
-    after = before if after is None else after
-    starts = [-b for b in before]
-    sizes = [n + b + a for n, b, a in zip(image.shape[1:], before, after, strict=True)]
-    return np.ascontiguousarray(extract_tile(image, starts, sizes))
 
 
 def _tile_sizes(tile_size: int | Sequence[int], ndim: int) -> tuple[int, ...]:
@@ -320,10 +262,11 @@ def predict_tiles(
         batch = tiles[first : first + batch_size]
         inputs = np.stack(
             [
-                extract_tile(
+                crop_mirrored(
                     image,
                     [axis.starts[k] - axis.margin for axis, k in zip(axes, tile, strict=True)],
                     grid.input_shape,
+                    first_axis=1,
                 )
                 for tile in batch
             ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from unetlab.labels import instances_from_binary
 from unetlab.losses.base import SegmentationLoss
 from unetlab.losses.cross_entropy import CrossEntropyLoss
 from unetlab.losses.deep_supervision import DeepSupervisionLoss
@@ -11,7 +12,6 @@ from unetlab.losses.focal import FocalLoss
 from unetlab.losses.weight_map import (
     border_weight_map,
     class_balance_weights,
-    instances_from_binary,
     separate_touching_instances,
 )
 from unetlab.losses.weighted_ce import WeightedCrossEntropyLoss

@@ -22,19 +22,6 @@ BORDER_TOLERANCE = 1e-6
 """Largest border weight that may be left out by cropping the distance transforms."""
 
 
-def instances_from_binary(mask_binary: np.ndarray) -> np.ndarray:
-    """Label the connected components of a binary mask (4-connectivity in 2-D).
-
-    Args:
-        mask_binary: Array whose non-zero pixels are foreground.
-
-    Returns:
-        int32 label image, 0 = background, objects numbered from 1.
-    """
-    labels, _ = ndimage.label(np.asarray(mask_binary) > 0)
-    return labels.astype(np.int32)
-
-
 def separate_touching_instances(instances: np.ndarray) -> np.ndarray:
     """Turn the contact line between differently labelled objects into background.
 

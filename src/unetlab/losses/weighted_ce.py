@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from unetlab.labels import instances_from_binary
 from unetlab.losses.base import SegmentationLoss
-from unetlab.losses.weight_map import border_weight_map, instances_from_binary
+from unetlab.losses.weight_map import border_weight_map
 
 
 class WeightedCrossEntropyLoss(SegmentationLoss):

@@ -8,12 +8,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-
-def default_class_names(num_classes: int) -> list[str]:
-    """Names used when none are given: ``background``/``foreground`` or ``class_<i>``."""
-    if num_classes == 2:
-        return ["background", "foreground"]
-    return [f"class_{i}" for i in range(num_classes)]
+from unetlab.labels import default_class_names
 
 
 class MeanIoU(Metric):

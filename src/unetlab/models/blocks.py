@@ -266,17 +266,31 @@ def make_upsampler(kind: str, in_channels: int, spatial_dims: int = 2) -> nn.Mod
 
 
 def center_crop(x: torch.Tensor, spatial_shape: list[int]) -> torch.Tensor:
-    """Crop the spatial axes of ``x`` (N, C, *spatial) to ``spatial_shape``, centered.
+    """Crop the trailing axes of ``x`` to ``spatial_shape``, centred.
+
+    The one centre crop of the project: skips in valid-padding decoders, logits of padded
+    inputs, and targets and weight maps cropped to a valid-padding network's output.
 
     Args:
-        x: Tensor to crop; each spatial size must be >= the target.
-        spatial_shape: Target spatial sizes.
+        x: Tensor whose last ``len(spatial_shape)`` axes are cropped, e.g. (N, C, *spatial)
+            logits or (N, *spatial) masks; each size must be >= the target.
+        spatial_shape: Target sizes of the trailing axes.
     """
+    first = x.dim() - len(spatial_shape)
     for axis, size in enumerate(spatial_shape):
-        dim = axis + 2
+        dim = first + axis
         start = (x.shape[dim] - size) // 2
         x = x.narrow(dim, start, size)
     return x
+
+
+def center_crop_like(tensor: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """:func:`center_crop` of ``tensor`` to the spatial shape of ``reference`` (N, C, *spatial).
+
+    Valid-padding networks predict a smaller centre region than their input; targets and
+    weight maps are cropped to it.
+    """
+    return center_crop(tensor, list(reference.shape[2:]))
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -18,6 +18,8 @@ from albumentations.core.type_definitions import Targets
 from pydantic import Field
 from scipy import ndimage
 
+from unetlab.data.mirror import reflect_indices
+
 CV2_MAX_CHANNELS = 4
 CV2_REMAP_DTYPES = (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32, np.float64)
 
@@ -35,15 +37,6 @@ def cubic_upsampling_matrix(size: int, grid_size: int) -> np.ndarray:
     )
     matrix.setflags(write=False)
     return matrix
-
-
-def reflect_indices(indices: np.ndarray, size: int) -> np.ndarray:
-    """Fold integer indices into ``0..size-1`` by mirroring at the borders (no edge repeat)."""
-    if size == 1:
-        return np.zeros_like(indices)
-    period = 2 * (size - 1)
-    folded = np.abs(indices) % period
-    return np.where(folded >= size, period - folded, folded)
 
 
 def _outer_sum(left: np.ndarray, right: np.ndarray) -> np.ndarray:

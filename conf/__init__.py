@@ -1,0 +1,1 @@
+"""The Hydra configs of unetlab, installed as the package ``unetlab.conf``."""

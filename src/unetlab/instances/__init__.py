@@ -1,0 +1,35 @@
+"""Instance segmentation: targets from instance labels, and objects from network outputs."""
+
+from __future__ import annotations
+
+from unetlab.instances.colours import object_palette
+from unetlab.instances.labels import (
+    checkpoint_target,
+    instance_dtype,
+    instance_labels,
+    instances_from_logits,
+)
+from unetlab.instances.postprocess import InstancePostprocess, class_instances, watershed_instances
+from unetlab.instances.targets import (
+    INSTANCE_BORDER_CLASSES,
+    TARGETS,
+    InstanceBorderTarget,
+    instance_border_classes,
+    make_target,
+)
+
+__all__ = [
+    "INSTANCE_BORDER_CLASSES",
+    "TARGETS",
+    "InstanceBorderTarget",
+    "InstancePostprocess",
+    "checkpoint_target",
+    "class_instances",
+    "instance_border_classes",
+    "instance_dtype",
+    "instance_labels",
+    "instances_from_logits",
+    "make_target",
+    "object_palette",
+    "watershed_instances",
+]
