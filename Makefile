@@ -28,6 +28,11 @@ train: $(STAMP)
 test: $(STAMP)
 	$(PYTEST) $(PYTEST_ARGS)
 
+# Pure functions, shapes, metrics, losses and config composition: under 2 minutes, before
+# every commit (the modules are listed in FAST_TESTS of tests/conftest.py).
+test-fast: $(STAMP)
+	$(PYTEST) -m fast
+
 test-all: PYTEST_ARGS =
 test-all: test
 
