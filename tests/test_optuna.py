@@ -40,7 +40,7 @@ DIVERGING_SPACE = (
 TRAINING_SPACE = (
     "hydra.sweeper.params={optimizer.lr:'choice(0.01,0.02,0.005)',"
     "optimizer.weight_decay:'choice(0.0)',model:'choice(unet)',"
-    "encoder:'choice(resnet18)',loss:'choice(dice_ce,ce)'}"
+    "loss:'choice(dice_ce,ce)'}"
 )
 
 
