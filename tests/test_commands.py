@@ -133,6 +133,25 @@ def test_console_commands_report_a_config_mistake_alike(command: str, tmp_path: 
     assert_one_error_line(command, result.stderr, "no_such_key")
 
 
+def test_constructor_errors_show_the_constructors_own_message() -> None:
+    from hydra.errors import InstantiationException
+
+    from unetlab.cli import exit_code, one_line
+
+    cause = ValueError("model.encoder='resnet99' is not supported; choose one of resnet18")
+    try:
+        try:
+            raise cause
+        except ValueError as error:
+            raise InstantiationException("Error in call to target 'ResNetUNet':\n...") from error
+    except InstantiationException as wrapped:
+        assert one_line(wrapped) == str(cause)
+        assert exit_code(wrapped) == EXIT_FAILURE
+    typo = InstantiationException("Error in call to target 'X':\nTypeError('bad')\nfull_key: m")
+    assert one_line(typo) == "Error in call to target 'X': TypeError('bad') full_key: m"
+    assert exit_code(typo) == EXIT_USAGE
+
+
 def test_result_line_formats_floats_and_keeps_the_order() -> None:
     fields = {"val/miou_best": 0.91234, "test/miou": 0.9, "ckpt": "a.ckpt", "dir": "runs/1"}
     assert result_line(fields) == (

@@ -69,12 +69,15 @@ def one_line(error: BaseException) -> str:
     OmegaConf errors) are shown as written; others as :func:`error_summary` (``Type:
     message``), which also unwraps errors from data-loader workers and DDP processes.
     """
-    from hydra.errors import HydraException
+    from hydra.errors import HydraException, InstantiationException
     from omegaconf.errors import OmegaConfBaseException
 
+    written_for_people = (ValueError, OSError, HydraException, OmegaConfBaseException)
+    cause = error.__cause__
+    if isinstance(error, InstantiationException) and isinstance(cause, ValueError | OSError):
+        return one_line(cause)  # a constructor's own message says what to fix
     summary = error_summary(error)
     prefix = f"{type(error).__name__}: "
-    written_for_people = (ValueError, OSError, HydraException, OmegaConfBaseException)
     if isinstance(error, written_for_people) and summary.startswith(prefix):
         summary = summary.removeprefix(prefix)
     # Hydra appends where it searched for a config group option: no help to the user.
