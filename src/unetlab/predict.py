@@ -11,6 +11,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from unetlab.config_location import CONFIG_DIR
 from unetlab.data.formats import file_stem, is_nifti
 from unetlab.data.normalization import config_percentiles, preprocess, unit_image
 from unetlab.data.resampling import resampled_shape, resize
+from unetlab.inference.ensemble import check_ensemble, checkpoint_paths, mean_probability_logits
 from unetlab.inference.io import (
     PALETTE,
     InputImage,
@@ -42,6 +44,7 @@ from unetlab.inference.io import (
     write_probabilities,
 )
 from unetlab.inference.outputs import labels_from_logits, probabilities_from_logits
+from unetlab.inference.runner import parse_precision
 from unetlab.inference.tiling import overlap_tile_predict, plan_tiles
 from unetlab.inference.tta import parse_tta
 from unetlab.inference.windows import BLEND_MODES
@@ -220,6 +223,24 @@ def to_input_grid(logits: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.moveaxis(resized, -1, 0)))
 
 
+def _checked_logits(
+    logits: torch.Tensor,
+    item: np.ndarray,
+    grid_shape: tuple[int, ...] | None,
+    trained: TrainedModel,
+    cfg: DictConfig,
+) -> torch.Tensor:
+    """Logits on the input's grid, checked to have the checkpoint's number of classes."""
+    if grid_shape is not None:
+        logits = to_input_grid(logits, item.shape[:-1])
+    if logits.shape[0] != trained.num_classes:
+        raise ValueError(
+            f"{cfg.get('package') or cfg.ckpt_path}: the network outputs "
+            f"{logits.shape[0]} classes but model.num_classes={trained.num_classes} in the checkpoint's config"
+        )
+    return logits
+
+
 def predict_file(
     image: InputImage,
     trained: TrainedModel,
@@ -228,8 +249,12 @@ def predict_file(
     output_dir: Path,
     device: torch.device,
     advance: Callable[[int], None] | None = None,
+    nets: Sequence[torch.nn.Module] | None = None,
 ) -> list[Path]:
     """Predict every image or volume of one input file and write its outputs.
+
+    ``nets``: the networks of an ensemble (default: ``trained.net`` alone), whose
+    probabilities are averaged.
 
     Returns:
         The files written.
@@ -244,32 +269,48 @@ def predict_file(
     postprocess = InstancePostprocess(**_plain(cfg.postprocess)) if cfg.instances else None
     target = checkpoint_target(trained.config)
     written: list[Path] = []
+    nets = [trained.net] if nets is None else nets
+    options = {
+        "tile_size": _tile_size(cfg, spatial_dims),
+        "overlap": cfg.overlap,
+        "batch_size": cfg.batch_size,
+        "blend": cfg.blend,
+        "tta": _plain(cfg.tta),
+        "device": device,
+        "progress": advance,
+        "precision": cfg.precision,
+        "channels_last": cfg.channels_last,
+    }
+    # Labels alone are stitched row by row of tiles, without logits of every class.
+    labels_only = (
+        not cfg.save_probabilities and postprocess is None and grid_shape is None and len(nets) == 1
+    )
     for index, item in enumerate(image.items):
         # The normalised input is only referenced by the call, so it is freed right after.
-        logits = overlap_tile_predict(
-            preprocess(item, *statistics, percentiles, grid_shape),
-            trained.net,
-            tile_size=_tile_size(cfg, spatial_dims),
-            overlap=cfg.overlap,
-            batch_size=cfg.batch_size,
-            blend=cfg.blend,
-            tta=_plain(cfg.tta),
-            device=device,
-            progress=advance,
-        )
-        if grid_shape is not None:
-            logits = to_input_grid(logits, item.shape[:-1])
-        if logits.shape[0] != trained.num_classes:
-            raise ValueError(
-                f"{cfg.get('package') or cfg.ckpt_path}: the network outputs "
-                f"{logits.shape[0]} classes but model.num_classes={trained.num_classes} in the checkpoint's config"
+        if labels_only:
+            labels[index] = overlap_tile_predict(
+                preprocess(item, *statistics, percentiles, grid_shape),
+                nets[0],
+                labels_only=True,
+                label_dtype=dtype,
+                **options,
             )
-        labels[index] = labels_from_logits(logits, dtype)
-        if cfg.save_probabilities:
-            probabilities.append(probabilities_from_logits(logits))
-        if postprocess is not None:
-            objects.append(instance_labels(logits, target, postprocess))
-        del logits
+        else:
+            network_image = preprocess(item, *statistics, percentiles, grid_shape)
+            if len(nets) == 1:
+                logits = overlap_tile_predict(network_image, nets[0], **options)
+            else:
+                logits = mean_probability_logits(
+                    [partial(overlap_tile_predict, network_image, net, **options) for net in nets]
+                )
+            del network_image
+            logits = _checked_logits(logits, item, grid_shape, trained, cfg)
+            labels[index] = labels_from_logits(logits, dtype)
+            if cfg.save_probabilities:
+                probabilities.append(probabilities_from_logits(logits))
+            if postprocess is not None:
+                objects.append(instance_labels(logits, target, postprocess))
+            del logits
         if cfg.save_overlay:
             # Scaled again rather than kept through the tiling: it is cheap, memory is not.
             # With instances, every object is outlined in its own colour.
@@ -311,6 +352,25 @@ def predict_file(
     return written
 
 
+def load_model(path: str | Path, package: bool = False) -> TrainedModel:
+    """Load a training checkpoint, or a BioImage Model Zoo package.
+
+    Raises:
+        ValueError: The weights do not fit the network built from the stored config.
+    """
+    try:
+        if package:
+            from unetlab.export.bioimageio import load_bioimageio
+
+            return load_bioimageio(path)
+        return load_trained_model(path)
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise ValueError(
+            f"{path}: the weights do not fit the network built from its config ({first_line})"
+        ) from None
+
+
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Predict every input image with a trained checkpoint and write the results.
 
@@ -327,27 +387,22 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     _unique_stems(inputs)
     output_dir = prepare_output(cfg.output)
     device = resolve_device(cfg.device)
-    source = cfg.get("package") or cfg.ckpt_path
-    try:
-        if cfg.get("package"):
-            from unetlab.export.bioimageio import load_bioimageio
-
-            trained = load_bioimageio(cfg.package)
-        else:
-            trained = load_trained_model(cfg.ckpt_path)
-    except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise ValueError(
-            f"{source}: the weights do not fit the network built from its config ({first_line})"
-        ) from None
-    statistics = check_checkpoint(trained, source)
-    trained.net.to(device)
+    parse_precision(_plain(cfg.precision), device)
+    paths = [cfg.package] if cfg.get("package") else checkpoint_paths(_plain(cfg.ckpt_path))
+    models = [(path, load_model(path, bool(cfg.get("package")))) for path in paths]
+    check_ensemble(models)
+    for path, model in models:
+        statistics = check_checkpoint(model, str(path))
+        model.net.to(device)
+    trained = models[0][1]
+    nets = [model.net for _, model in models]
     spatial_dims = int(trained.config["model"].get("spatial_dims", 2))
     log.info(
-        "%d file(s) from %s with %s on %s; tta=%s",
+        "%d file(s) from %s with %s%s on %s; tta=%s",
         len(inputs),
         cfg.input,
         type(trained.net).__name__,
+        f" (ensemble of {len(nets)})" if len(nets) > 1 else "",
         device,
         ",".join(names),
     )
@@ -361,7 +416,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
             check_input(image, trained)
             shape = training_grid(trained, image) or image.items.shape[1:-1]
             grid = plan_tiles(shape, trained.net, _tile_size(cfg, spatial_dims), cfg.overlap)
-            tiles = grid.num_tiles * len(image.items)
+            tiles = grid.num_tiles * len(image.items) * len(nets)
             bar.reset(tiles_task, total=tiles, description=f"tiles of {path.name}")
             written = predict_file(
                 image,
@@ -371,6 +426,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
                 output_dir,
                 device,
                 advance=lambda n: bar.advance(tiles_task, n),
+                nets=nets,
             )
             total_tiles += tiles
             files += written

@@ -1,8 +1,10 @@
 """Overlap-tile prediction (Ronneberger et al. 2015) for images and volumes of any size.
 
-Tiles are read from the image with mirrored borders (:mod:`unetlab.data.mirror`), run through the network a batch at
-a time, and their outputs are written into one preallocated array, so memory grows with
-the tile batch and the output, never with a list of tiles.
+Tiles are read from the image with mirrored borders (:mod:`unetlab.data.mirror`), run
+through the network a batch at a time, and their outputs are stitched as they come
+(:mod:`unetlab.inference.stitching`): into one preallocated array of logits, or row by row
+of tiles into labels, so memory grows with the tile batch and the output, never with a
+list of tiles.
 
 * ``padding="valid"`` networks predict only the centre of their input. The planner picks
   input tiles whose output tiles cover the image side by side, without blending, and
@@ -20,15 +22,15 @@ import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import reduce
 
 import numpy as np
 import torch
 from torch import nn
 
 from unetlab.data.mirror import crop_mirrored
+from unetlab.inference.runner import TileRunner, parse_precision
+from unetlab.inference.stitching import LabelStitcher, LogitStitcher
 from unetlab.inference.tta import TTAPredictor, parse_tta
-from unetlab.inference.windows import blend_window_1d, window_weight_sum
 from unetlab.models.size_planner import valid_input_sizes, valid_output_size
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
@@ -211,11 +213,6 @@ def plan_tiles(
     return TileGrid(axes, blended=True)
 
 
-def _outer(vectors: Sequence[np.ndarray]) -> np.ndarray:
-    """Outer product of 1-D arrays: an array of shape ``[v.size for v in vectors]``."""
-    return reduce(np.multiply.outer, vectors)
-
-
 def _module_device(net: object) -> torch.device:
     if isinstance(net, nn.Module):
         parameter = next(net.parameters(), None)
@@ -232,8 +229,9 @@ def predict_tiles(
     blend: str = "gaussian",
     device: torch.device | str = "cpu",
     progress: Callable[[int], None] | None = None,
-) -> torch.Tensor:
-    """Run ``predict`` over the tiles of ``grid`` and assemble its outputs.
+    stitcher: LogitStitcher | None = None,
+) -> torch.Tensor | np.ndarray:
+    """Run ``predict`` over the tiles of ``grid`` and stitch its outputs.
 
     Args:
         image: Normalised image (C, *spatial), float32.
@@ -243,9 +241,12 @@ def predict_tiles(
         blend: Window of blended grids: ``gaussian`` or ``linear``.
         device: Where tiles are sent; the output stays on the CPU.
         progress: Called with the number of tiles finished after every batch.
+        stitcher: What is kept of the outputs (default: a :class:`LogitStitcher` of
+            ``grid`` and ``blend``; a :class:`LabelStitcher` keeps labels only).
 
     Returns:
-        Float32 CPU tensor (K, *spatial): blended or assembled network outputs.
+        The stitcher's result: by default a float32 CPU tensor (K, *spatial) of blended or
+        assembled network outputs.
     """
     if tuple(image.shape[1:]) != grid.image_shape:
         raise ValueError(
@@ -253,10 +254,8 @@ def predict_tiles(
         )
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
+    stitcher = LogitStitcher(grid, blend) if stitcher is None else stitcher
     axes = grid.axes
-    windows = [blend_window_1d(blend, axis.output_size) for axis in axes] if grid.blended else []
-    window = torch.from_numpy(_outer(windows)) if windows else None
-    output: torch.Tensor | None = None
     tiles = list(grid.tiles())
     for first in range(0, len(tiles), batch_size):
         batch = tiles[first : first + batch_size]
@@ -279,32 +278,38 @@ def predict_tiles(
                 f"the network returned tiles of shape {tuple(logits.shape[2:])} for input tiles "
                 f"{grid.input_shape}; expected {grid.output_shape}"
             )
-        if output is None:
-            allocate = torch.zeros if grid.blended else torch.empty
-            output = allocate((logits.shape[1], *grid.image_shape), dtype=torch.float32)
         for tile, tile_logits in zip(batch, logits, strict=True):
-            target, source = [slice(None)], [slice(None)]
-            for axis, k in zip(axes, tile, strict=True):
-                start, end = axis.starts[k], axis.ends[k]
-                low = max(start, 0)
-                target.append(slice(low, end))
-                source.append(slice(low - start, end - start))
-            region = output[tuple(target)]
-            if window is None:
-                region.copy_(tile_logits[tuple(source)])
-            else:
-                region.addcmul_(tile_logits[tuple(source)], window[tuple(source[1:])])
+            stitcher.add(tile, tile_logits)
         if progress is not None:
             progress(len(batch))
-    assert output is not None
-    if grid.blended:
-        # Separable windows on a regular grid: the summed weight is a product of 1-D sums.
-        for index, (axis, window_1d) in enumerate(zip(axes, windows, strict=True)):
-            total = window_weight_sum(window_1d, list(axis.starts), axis.length)
-            shape = [1] * output.ndim
-            shape[index + 1] = axis.length
-            output.div_(torch.from_numpy(total).view(shape))
-    return output
+    return stitcher.result()
+
+
+def tile_predictor(
+    net: nn.Module,
+    tta: str | Sequence[str] | None = None,
+    precision: str | int | None = None,
+    channels_last: bool = False,
+    device: torch.device | str | None = None,
+) -> tuple[Predictor, torch.device]:
+    """What runs a batch of tiles: ``net`` with its precision, memory format and TTA.
+
+    Args:
+        net: The network in eval mode.
+        tta: Test-time augmentation (see :func:`~unetlab.inference.tta.parse_tta`).
+        precision: ``32``, ``bf16`` or ``fp16`` (autocast; see
+            :func:`~unetlab.inference.runner.parse_precision`).
+        channels_last: Run in channels-last memory format (converts ``net`` in place).
+        device: Where the network runs (default: the device of its parameters).
+
+    Returns:
+        The predictor and the device tiles are sent to.
+    """
+    device = torch.device(_module_device(net) if device is None else device)
+    runner = TileRunner(net, parse_precision(precision, device), channels_last)
+    names = parse_tta(tta)
+    predict: Predictor = runner if names == ("identity",) else TTAPredictor(runner, names)
+    return predict, device
 
 
 def overlap_tile_predict(
@@ -317,7 +322,11 @@ def overlap_tile_predict(
     tta: str | Sequence[str] | None = None,
     device: torch.device | str | None = None,
     progress: Callable[[int], None] | None = None,
-) -> torch.Tensor:
+    precision: str | int | None = None,
+    channels_last: bool = False,
+    labels_only: bool = False,
+    label_dtype: type | np.dtype = np.uint8,
+) -> torch.Tensor | np.ndarray:
     """Predict an image of any size with a network, tile by tile.
 
     Args:
@@ -332,15 +341,22 @@ def overlap_tile_predict(
             ``None`` for none.
         device: Where the network runs (default: the device of its parameters).
         progress: Called with the number of tiles finished after every batch.
+        precision: ``32`` (default), ``bf16`` or ``fp16``: autocast dtype of the network.
+        channels_last: Run the network in channels-last memory format.
+        labels_only: Return class labels, stitched row by row of tiles without a
+            float32 array of all classes over the image.
+        label_dtype: Unsigned integer type of the labels.
 
     Returns:
-        Float32 CPU tensor (K, *spatial) of logits, the size of the image.
+        Float32 CPU tensor (K, *spatial) of logits the size of the image, or with
+        ``labels_only`` an array (*spatial) of class labels.
     """
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
     image = np.asarray(image, dtype=np.float32)
     grid = plan_tiles(image.shape[1:], net, tile_size, overlap)
-    names = parse_tta(tta)
-    predict: Predictor = net if names == ("identity",) else TTAPredictor(net, names)
-    device = _module_device(net) if device is None else device
-    return predict_tiles(image, predict, grid, batch_size, blend, device, progress)
+    predict, device = tile_predictor(net, tta, precision, channels_last, device)
+    stitcher = (
+        LabelStitcher(grid, blend, label_dtype) if labels_only else LogitStitcher(grid, blend)
+    )
+    return predict_tiles(image, predict, grid, batch_size, blend, device, progress, stitcher)
