@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from unetlab.reliability import AtomicCheckpointIO
+from unetlab.checkpoint.writing import AtomicCheckpointIO
 
 
 def pause(marker: Path, seconds: float) -> None:

@@ -19,7 +19,7 @@ from PIL import Image
 from unetlab.checkpoint import CONFIG_KEY, DATA_KEY
 from unetlab.config_location import CONFIG_DIR
 from unetlab.data.synthetic import generate_nuclei_image
-from unetlab.export import export
+from unetlab.export.command import export
 from unetlab.models import UNet
 from unetlab.predict import predict
 

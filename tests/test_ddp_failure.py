@@ -16,11 +16,11 @@ import tifffile
 from torch.utils.data import DataLoader
 
 from tests.conftest import TINY_OVERRIDES, command_env, train_command
+from unetlab.cli.errors import error_summary
 from unetlab.data.dataset import SegmentationDataset
 from unetlab.data.decoding import DecodedSample, LazySamples, SampleDecoder
 from unetlab.data.masks import MaskEncoding
 from unetlab.data.samples import Sample
-from unetlab.reliability import error_summary
 
 
 @pytest.mark.ddp
@@ -57,7 +57,9 @@ def test_killed_ddp_process_ends_the_run_with_a_clear_message(tmp_path: Path, da
     assert time.monotonic() - killed_at < 60
     assert run.returncode == 1
     last = stderr.strip().splitlines()[-1]
-    assert re.fullmatch(r"error: DDP process 1 terminated with signal SIGKILL; .*", last), last
+    assert re.fullmatch(
+        r"unetlab-train: error: DDP process 1 terminated with signal SIGKILL; .*", last
+    ), last
 
 
 def write_sample(folder: Path, name: str) -> Sample:

@@ -36,6 +36,9 @@ def test_eval_reproduces_the_runs_test_metrics(trained_run, tmp_path: Path, caps
     assert main([f"ckpt_path={metrics['ckpt_path']}", f"output_dir={out}"]) == 0
     printed = capsys.readouterr().out
     assert "test/miou" in printed and "test/iou/nucleus" in printed
+    assert printed.strip().splitlines()[-1] == (
+        f"RESULT test/miou={metrics['test/miou']:.4f} metrics={out / 'metrics.json'}"
+    )
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["split"] == "test" and saved["ckpt_path"] == metrics["ckpt_path"]
     scores = saved["metrics"]
@@ -48,9 +51,12 @@ def test_eval_reproduces_the_runs_test_metrics(trained_run, tmp_path: Path, caps
     assert beside["metrics"]["val/miou"] == pytest.approx(metrics["val/miou"], abs=1e-6)
 
     capsys.readouterr()
-    assert main([f"ckpt_path={metrics['ckpt_path']}", "data.bogus=1"]) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"ckpt_path={metrics['ckpt_path']}", "data.bogus=1"])
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "data.bogus is not in the run's config" in err and "+data.bogus=" in err
+    assert err.startswith("unetlab-eval: error: data.bogus is not in the run's config")
+    assert "+data.bogus=" in err
 
 
 def test_eval_em_metrics_after_the_paper_recipe(make_config, tmp_path: Path) -> None:
@@ -88,13 +94,20 @@ def test_eval_em_metrics_after_the_paper_recipe(make_config, tmp_path: Path) -> 
 
 
 def test_eval_mistakes_are_one_line(tmp_path: Path, capsys) -> None:
-    assert main(["split=test"]) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["split=test"])
+    assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == (
-        "error: ckpt_path is missing: pass ckpt_path=PATH of a training checkpoint"
+        "unetlab-eval: error: missing ckpt_path=...; usage: unetlab-eval ckpt_path=PATH "
+        "[data.KEY=VALUE ...] [split=test|val] [output_dir=DIR] [trainer.KEY=VALUE ...]"
     )
-    assert main([f"ckpt_path={tmp_path / 'none.ckpt'}"]) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"ckpt_path={tmp_path / 'none.ckpt'}"])
+    assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: FileNotFoundError:") and "none.ckpt" in err
+    assert err.startswith(f"unetlab-eval: error: {tmp_path / 'none.ckpt'}: checkpoint not found")
     assert "\n" not in err
-    assert main(["ckpt_path=x.ckpt", "bogus=1"]) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ckpt_path=x.ckpt", "bogus=1"])
+    assert exit_info.value.code == 2
     assert "bogus" in capsys.readouterr().err

@@ -79,7 +79,6 @@ def test_optuna_search_follows_the_monitor(make_config) -> None:
         "optimizer.lr",
         "optimizer.weight_decay",
         "model",
-        "encoder",
         "loss",
     }
     minimise = make_config(["hparams_search=optuna", "monitor.mode=min"], tiny=False)
@@ -140,3 +139,12 @@ def test_debug_overfit_drives_the_loss_down(make_config) -> None:
             if row.get("train/loss_epoch")
         ]
     assert len(losses) == 8 and losses[-1] < 0.7 * losses[0]
+
+
+def test_encoder_shorthand_sets_the_resnet_unet_encoder(make_config) -> None:
+    assert make_config(["model=resnet_unet"], tiny=False).model.encoder == "resnet34"
+    for typed in (["encoder=resnet18"], ["model.encoder=resnet18"]):
+        cfg = make_config(["model=resnet_unet", *typed], tiny=False)
+        check_config(cfg)
+        assert cfg.model.encoder == "resnet18"
+    assert "encoder" not in make_config(["model=unet"], tiny=False).model

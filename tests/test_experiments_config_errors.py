@@ -89,9 +89,9 @@ def test_default_config_passes_and_every_object_in_it_is_checked(make_config) ->
 
 def test_wrong_type_on_the_command_line_is_one_line(tmp_path: Path) -> None:
     result = run_train(["trainer.max_epochs=abc"], tmp_path, timeout=120)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: trainer.max_epochs='abc' (used as scheduler.T_max) has the wrong type (str); "
+        "unetlab-train: error: trainer.max_epochs='abc' (used as scheduler.T_max) has the wrong type (str); "
         "expected int"
     )
     assert "Traceback" not in result.stderr
@@ -99,7 +99,7 @@ def test_wrong_type_on_the_command_line_is_one_line(tmp_path: Path) -> None:
 
 def test_unknown_option_lists_the_debug_modes(tmp_path: Path) -> None:
     result = run_train(["debug=nope"], tmp_path, timeout=120)
-    assert result.returncode == 1
+    assert result.returncode == 2
     for mode in ("fdr", "overfit", "limit", "profiler"):
         assert mode in result.stderr
     assert len(result.stderr.strip().splitlines()) < 20

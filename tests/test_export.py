@@ -19,7 +19,8 @@ from omegaconf import DictConfig
 
 from tests.test_predict_cli import write_checkpoint
 from unetlab.config_location import CONFIG_DIR
-from unetlab.export import METADATA_KEY, export
+from unetlab.export.command import export
+from unetlab.export.formats import METADATA_KEY
 from unetlab.models import is_valid_input_size
 
 pytestmark = [

@@ -216,12 +216,11 @@ def test_config_lists_exactly_the_constructor_keywords(config: str, model_class:
     assert set(model_cfg) - {"_target_"} == keywords
     if config != "resnet_unet":
         model_cfg.base_channels, model_cfg.depth = 2, 1
-    root = OmegaConf.create({"model": model_cfg, "encoder": {"name": "resnet18"}})
-    model = hydra.utils.instantiate(root.model)
+    model = hydra.utils.instantiate(model_cfg)
     assert type(model) is model_class
 
 
 @pytest.mark.parametrize("encoder", ["resnet18", "resnet34", "resnet50", "resnet101"])
-def test_encoder_configs_name_registered_encoders(encoder: str) -> None:
-    assert OmegaConf.load(Path(CONFIG_DIR, "encoder", f"{encoder}.yaml")).name == encoder
+def test_encoder_configs_set_a_registered_model_encoder(encoder: str) -> None:
+    assert OmegaConf.load(Path(CONFIG_DIR, "encoder", f"{encoder}.yaml")).encoder == encoder
     assert encoder in ENCODERS

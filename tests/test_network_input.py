@@ -19,9 +19,9 @@ from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 import unetlab.predict
-from unetlab.bioimageio import model_input
 from unetlab.checkpoint import CONFIG_KEY, DATA_KEY, load_trained_model
 from unetlab.data import BiomedicalDataModule, FolderSource
+from unetlab.export.bioimageio import model_input
 from unetlab.models import UNet
 from unetlab.predict import CONFIG_DIR, predict
 

@@ -99,6 +99,6 @@ def test_cli_reports_a_nan_loss_in_one_line(tmp_path: Path, data_cache: Path):
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(
-        "error: NonFiniteLossError: non-finite training loss (nan) at global step 1"
+        "unetlab-train: error: NonFiniteLossError: non-finite training loss (nan) at global step 1"
     )
     assert "Traceback" not in result.stderr

@@ -35,12 +35,12 @@ STUDY_ARGS = (
 DIVERGING_SPACE = (
     "hydra.sweeper.params={optimizer.lr:'choice(0.01,1e30)',"
     "optimizer.weight_decay:'choice(0.0)',model:'choice(unet,attention_unet)',"
-    "encoder:'choice(resnet18)',loss:'choice(dice_ce,ce)'}"
+    "loss:'choice(dice_ce,ce)'}"
 )
 TRAINING_SPACE = (
     "hydra.sweeper.params={optimizer.lr:'choice(0.01,0.02,0.005)',"
     "optimizer.weight_decay:'choice(0.0)',model:'choice(unet)',"
-    "encoder:'choice(resnet18)',loss:'choice(dice_ce,ce)'}"
+    "loss:'choice(dice_ce,ce)'}"
 )
 
 

@@ -19,8 +19,8 @@ from tests.conftest import TINY_OVERRIDES, command_env, train_command
 from unetlab.checkpoint import load_checkpoint
 from unetlab.config import ConfigError
 from unetlab.data.sampler import EpochShuffleSampler
-from unetlab.reliability import find_last_checkpoint, restore_metrics
-from unetlab.reliability.resume import prepare_resume
+from unetlab.run.resume import find_last_checkpoint, prepare_resume
+from unetlab.run.resumed_metrics import restore_metrics
 from unetlab.train import train
 
 # Eight training images in batches of two: four steps per epoch; three epochs.
@@ -249,7 +249,7 @@ def test_last_means_own_folder_first_then_newest_run(tmp_path: Path):
 def test_last_without_checkpoint_is_one_clear_error(make_config):
     with pytest.raises(ConfigError, match=r"ckpt_path=last: no checkpoint found"):
         train(make_config(["ckpt_path=last"]))
-    with pytest.raises(ConfigError, match=r"ckpt_path=/no/such.ckpt: file not found"):
+    with pytest.raises(FileNotFoundError, match=r"ckpt_path=/no/such.ckpt: file not found"):
         train(make_config(["ckpt_path=/no/such.ckpt"]))
 
 

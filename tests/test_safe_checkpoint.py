@@ -16,10 +16,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from unetlab.atomic_file import temp_path_for
 from unetlab.checkpoint import load_checkpoint, load_trained_model
+from unetlab.checkpoint.writing import AtomicCheckpointIO, atomic_torch_save
 from unetlab.config import ConfigError
-from unetlab.reliability import AtomicCheckpointIO, atomic_torch_save
-from unetlab.reliability.atomic_checkpoint import temp_path_for
 from unetlab.train import train
 
 
@@ -112,7 +112,7 @@ def test_failed_save_keeps_the_previous_file(tmp_path: Path, monkeypatch: pytest
 
 WRITER = """
 import sys, torch
-from unetlab.reliability import AtomicCheckpointIO
+from unetlab.checkpoint.writing import AtomicCheckpointIO
 io, step = AtomicCheckpointIO(), 0
 payload = torch.randn(4_000_000)
 while True:

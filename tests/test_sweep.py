@@ -14,7 +14,6 @@ from unetlab.sweep import JOB_FILE, job_row, varying_overrides, write_summary
 
 # Small data and one epoch, without network keys so that any `model=` composes.
 SWEEP_OVERRIDES = (
-    "encoder=resnet18",
     "data.source.num_images=12",
     "data.source.image_size=32",
     "trainer.max_epochs=1",

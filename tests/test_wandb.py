@@ -80,9 +80,9 @@ def test_online_without_api_key_is_one_clear_line(tmp_path: Path, data_cache: Pa
         text=True,
         timeout=120,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: logger=wandb logs online but no W&B API key was found: run `wandb login` "
+        "unetlab-train: error: logger=wandb logs online but no W&B API key was found: run `wandb login` "
         "(or set WANDB_API_KEY), or log offline with WANDB_MODE=offline"
     )
     assert "Traceback" not in result.stderr

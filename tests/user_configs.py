@@ -9,7 +9,6 @@ MY_EXPERIMENT = """\
 # @package _global_
 defaults:
   - override /model: attention_unet
-  - override /encoder: resnet18
 task_name: my_exp
 model:
   base_channels: 4

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections.abc
 import inspect
-import json
 import platform
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from typing import Any
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
+
+from unetlab.atomic_file import write_json_atomic
 
 RECORDED_PACKAGES = (
     "unetlab",
@@ -85,7 +86,7 @@ def save_run_info(cfg: DictConfig, output_dir: Path) -> None:
         "versions": package_versions(),
         "command": sys.argv,
     }
-    (output_dir / "run_info.json").write_text(json.dumps(info, indent=2))
+    write_json_atomic(output_dir / "run_info.json", info)
 
 
 class ConfigError(ValueError):

@@ -9,7 +9,6 @@ top of that config; the other keys (``split``, ``output_dir``, ``trainer.*``) ar
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import warnings
@@ -18,21 +17,26 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 from rich.table import Table
 
+from unetlab.atomic_file import write_json_atomic
 from unetlab.checkpoint import load_trained_model
+from unetlab.cli.result import print_result
+from unetlab.cli.runner import (
+    EXIT_OK,
+    EXIT_USAGE,
+    check_required,
+    command_args,
+    compose_config,
+    run_command,
+)
 from unetlab.config import ConfigError
-from unetlab.config_location import CONFIG_DIR
-from unetlab.reliability import report_error
-from unetlab.train import build_module
+from unetlab.run.building import build_run
 
+PROG = "unetlab-eval"
 SPLITS = ("test", "val")
 RUN_PREFIX = "data."
 USAGE = (
@@ -109,18 +113,8 @@ def evaluate(
     cfg = run_config(trained.config, data_overrides)
     if trained.mean and trained.std and "mean" in cfg.data and "std" in cfg.data:
         cfg.data.mean, cfg.data.std = trained.mean, trained.std
-    datamodule = hydra.utils.instantiate(cfg.data)
-    module = build_module(
-        cfg,
-        trained.class_names or datamodule.class_names,
-        getattr(datamodule, "em_membrane_class", None),
-        net=trained.net,
-    )
-    if hasattr(datamodule, "configure_for_model"):
-        datamodule.configure_for_model(module.net)
-    if getattr(module.loss, "requires_weight_map", False):
-        datamodule.weight_map_fn = module.loss.make_weight_map
-    trainer_cfg = trainer_cfg if trainer_cfg is not None else _eval_config([]).trainer
+    datamodule, module = build_run(cfg, trained.class_names or None, net=trained.net)
+    trainer_cfg = trainer_cfg if trainer_cfg is not None else compose_config("eval", []).trainer
     trainer = hydra.utils.instantiate(trainer_cfg)
     run = trainer.test if split == "test" else trainer.validate
     with warnings.catch_warnings():
@@ -155,43 +149,37 @@ def metrics_table(metrics: dict[str, float], title: str) -> Table:
     return table
 
 
-def _eval_config(overrides: Sequence[str]) -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("eval", overrides=list(overrides))
+def run_eval(args: Sequence[str]) -> Path:
+    """Score the checkpoint the arguments name, print the table and write ``metrics.json``.
+
+    Returns:
+        The path of ``metrics.json``.
+    """
+    own, data_overrides = split_overrides(args)
+    cfg = compose_config("eval", own)
+    check_required(cfg, USAGE.removeprefix("usage: "))
+    metrics = evaluate(cfg.ckpt_path, cfg.split, data_overrides, cfg.trainer)
+    out_dir = Path(cfg.output_dir) if cfg.output_dir else Path(cfg.ckpt_path).parent
+    path = out_dir / "metrics.json"
+    write_json_atomic(
+        path, {"ckpt_path": str(cfg.ckpt_path), "split": cfg.split, "metrics": metrics}
+    )
+    print(f"checkpoint: {cfg.ckpt_path}")
+    Console().print(metrics_table(metrics, f"{cfg.split} metrics"))
+    summary = {key: value for key, value in metrics.items() if key == f"{cfg.split}/miou"}
+    print_result({**summary, "metrics": str(path)})
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point; returns the exit code (1 with a one-line message on a mistake)."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    """Console entry point; returns the exit code (see :mod:`unetlab.cli.runner`)."""
+    args = command_args(argv)
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
-        return 0 if args else 1
+        return EXIT_OK if args else EXIT_USAGE
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    own, data_overrides = split_overrides(args)
-    try:
-        cfg = _eval_config(own)
-        if OmegaConf.is_missing(cfg, "ckpt_path"):
-            raise ConfigError("ckpt_path is missing: pass ckpt_path=PATH of a training checkpoint")
-        metrics = evaluate(cfg.ckpt_path, cfg.split, data_overrides, cfg.trainer)
-    except (
-        ConfigError,
-        FileNotFoundError,
-        ValueError,
-        HydraException,
-        OmegaConfBaseException,
-    ) as error:
-        report_error(error)
-        return 1
-    out_dir = Path(cfg.output_dir) if cfg.output_dir else Path(cfg.ckpt_path).parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "metrics.json"
-    result = {"ckpt_path": str(cfg.ckpt_path), "split": cfg.split, "metrics": metrics}
-    path.write_text(json.dumps(result, indent=2))
-    print(f"checkpoint: {cfg.ckpt_path}")
-    Console().print(metrics_table(metrics, f"{cfg.split} metrics"))
-    print(f"metrics: {path}")
-    return 0
+    run_command(PROG, lambda: run_eval(args))
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ format=bioimageio`` (its TorchScript weights and preprocessing).
 from __future__ import annotations
 
 import logging
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +23,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from unetlab.checkpoint import TrainedModel, load_trained_model
+from unetlab.cli.result import print_result
+from unetlab.cli.runner import check_command_line, command_args, run_command
+from unetlab.config import ConfigError
 from unetlab.config_location import CONFIG_DIR
 from unetlab.data.formats import file_stem, is_nifti
 from unetlab.data.normalization import config_percentiles, preprocess, unit_image
@@ -53,10 +55,11 @@ from unetlab.instances import (
     instance_labels,
     object_palette,
 )
-from unetlab.reliability import exit_with_error
 
 log = logging.getLogger(__name__)
 
+PROG = "unetlab-predict"
+USAGE = "unetlab-predict ckpt_path=PATH|model=PACKAGE.zip input=FILE|DIR|GLOB output=DIR"
 DEFAULT_TILE_SIZE = {2: 512, 3: 128}
 
 
@@ -155,21 +158,18 @@ def check_options(cfg: DictConfig) -> None:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if cfg.get("package"):
         if "ckpt_path" not in missing:
-            raise ValueError("give ckpt_path=... or model=... (a package), not both")
+            raise ConfigError("give ckpt_path=... or model=... (a package), not both")
         missing.remove("ckpt_path")
     if missing:
-        raise ValueError(
-            f"missing {', '.join(f'{key}=...' for key in missing)}; usage: unetlab-predict "
-            "ckpt_path=PATH|model=PACKAGE.zip input=FILE|DIR|GLOB output=DIR"
-        )
+        raise ConfigError(f"missing {', '.join(f'{key}=...' for key in missing)}; usage: {USAGE}")
     if cfg.blend not in BLEND_MODES:
-        raise ValueError(
+        raise ConfigError(
             f"blend={cfg.blend} is not supported; choose one of {', '.join(BLEND_MODES)}"
         )
     if not 0 <= cfg.overlap < 1:
-        raise ValueError(f"overlap={cfg.overlap} must be in [0, 1)")
+        raise ConfigError(f"overlap={cfg.overlap} must be in [0, 1)")
     if cfg.batch_size < 1:
-        raise ValueError(f"batch_size={cfg.batch_size} must be >= 1")
+        raise ConfigError(f"batch_size={cfg.batch_size} must be >= 1")
 
 
 def _plain(value: Any) -> Any:
@@ -360,7 +360,7 @@ def load_model(path: str | Path, package: bool = False) -> TrainedModel:
     """
     try:
         if package:
-            from unetlab.bioimageio import load_bioimageio
+            from unetlab.export.bioimageio import load_bioimageio
 
             return load_bioimageio(path)
         return load_trained_model(path)
@@ -451,28 +451,26 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def _hydra_main(cfg: DictConfig) -> None:
-    """Hydra entry point; expected problems end the run with one line on stderr."""
-    try:
-        summary = predict(cfg)
-    except (ValueError, FileNotFoundError) as error:
-        exit_with_error(error, str(error), prog="unetlab-predict")
-    print(
-        f"RESULT images={summary['images']} tiles={summary['tiles']} "
-        f"seconds={summary['seconds']:.1f} output={summary['output']}",
-        flush=True,
-    )
+    summary = run_command(PROG, lambda: predict(cfg))
+    fields = ("images", "tiles", "seconds", "output")
+    print_result({key: summary[key] for key in fields}, {"seconds": ".1f"})
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point; ``model=PACKAGE.zip`` is read as ``package=PACKAGE.zip``.
 
     ``model`` is the config group of networks in training, so Hydra would look for a
-    network config of that name.
+    network config of that name. Problems end with one line and the codes of
+    :mod:`unetlab.cli.runner`.
+
+    Args:
+        argv: The overrides; default the command line.
     """
-    sys.argv[1:] = [
+    args = [
         "package=" + arg.removeprefix("model=") if arg.startswith("model=") else arg
-        for arg in sys.argv[1:]
+        for arg in command_args(argv)
     ]
+    check_command_line(PROG, "predict", command_args(args))
     _hydra_main()
 
 

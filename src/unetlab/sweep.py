@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +26,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+
+from unetlab.atomic_file import write_json_atomic, write_text_atomic
 
 JOB_FILE = "sweep_job.json"
 RESULT_FILE = "result.json"
@@ -146,7 +147,7 @@ def write_summary(rows: Sequence[dict[str, Any]], sweep_dir: Path, monitor_key: 
     writer.writeheader()
     for row, overrides in zip(rows, shown, strict=True):
         writer.writerow({**row, "overrides": " ".join(overrides)})
-    _write_atomic(sweep_dir / "summary.csv", buffer.getvalue())
+    write_text_atomic(sweep_dir / "summary.csv", buffer.getvalue())
     lines = [
         f"| job | overrides | status | {monitor_key} | {TEST_METRIC} | wall time (s) |",
         "|---:|---|---|---:|---:|---:|",
@@ -163,15 +164,8 @@ def write_summary(rows: Sequence[dict[str, Any]], sweep_dir: Path, monitor_key: 
         ]
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n"
-    _write_atomic(sweep_dir / "summary.md", table)
+    write_text_atomic(sweep_dir / "summary.md", table)
     return table
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file, so that jobs finishing together never mix lines."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def summarize_sweep(sweep_dir: Path, monitor_key: str) -> tuple[str, list[dict[str, Any]]]:
@@ -211,7 +205,7 @@ class SweepSummary(Callback):
             _monitor_key(config),
             time.perf_counter() - self._started,
         )
-        _write_atomic(output_dir / JOB_FILE, json.dumps(row, indent=2))
+        write_json_atomic(output_dir / JOB_FILE, row)
         summarize_sweep(Path(config.hydra.sweep.dir), _monitor_key(config))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from http.client import HTTPException
 from pathlib import Path
+
+from unetlab.atomic_file import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +84,11 @@ def download_file(
 
 
 def _fetch(url: str, destination: Path, expected: str, timeout: float) -> None:
-    handle, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
-    try:
-        digest = hashlib.sha256()
-        with (
-            os.fdopen(handle, "wb") as out,
-            urllib.request.urlopen(url, timeout=timeout) as response,
-        ):
+    digest = hashlib.sha256()
+    with atomic_file(destination) as temp:
+        with open(temp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
                 digest.update(chunk)
                 out.write(chunk)
         if digest.hexdigest() != expected:
             raise ChecksumError(f"SHA-256 is {digest.hexdigest()}, expected {expected}")
-        os.replace(tmp, destination)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

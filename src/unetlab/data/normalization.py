@@ -11,14 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from unetlab.atomic_file import write_json_atomic
 from unetlab.data.resampling import resize
 
 log = logging.getLogger(__name__)
@@ -178,10 +177,7 @@ class StatsCache:
         if self.folder is None:
             return
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            handle, tmp = tempfile.mkstemp(prefix=".stats_", dir=self.folder)
-            with os.fdopen(handle, "w") as file:
-                json.dump({"mean": list(mean), "std": list(std)}, file)
-            os.replace(tmp, self.folder / f"stats_{key}.json")
+            stats = {"mean": list(mean), "std": list(std)}
+            write_json_atomic(self.folder / f"stats_{key}.json", stats)
         except OSError as error:
             log.warning("could not cache channel statistics in %s: %s", self.folder, error)

@@ -52,7 +52,9 @@ def encoder_spec(name: str) -> dict[str, Any]:
         ValueError: For an unknown name; the message lists the valid ones.
     """
     if name not in ENCODERS:
-        raise ValueError(f"encoder={name!r} is not supported; choose one of {', '.join(ENCODERS)}")
+        raise ValueError(
+            f"model.encoder={name!r} is not supported; choose one of {', '.join(ENCODERS)}"
+        )
     return ENCODERS[name]
 
 

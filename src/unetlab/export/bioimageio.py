@@ -3,7 +3,7 @@
 The package follows the bioimage.io model format 0.5 and holds TorchScript and ONNX weights,
 the input tile rule, the preprocessing of training, a test input with its expected output,
 a cover image and a README. Its ``config.unetlab`` entry keeps the network's config and
-statistics, so :func:`load_bioimageio` rebuilds a :class:`~unetlab.checkpoint.TrainedModel`
+statistics, so :func:`load_bioimageio` rebuilds a :class:`~unetlab.checkpoint.loading.TrainedModel`
 that ``unetlab-predict model=...`` runs like a checkpoint.
 
 Preprocessing is written as two steps, as in training: ``scale_linear`` with gain 1/255 for
@@ -35,6 +35,7 @@ from unetlab.checkpoint import TrainedModel
 from unetlab.data.mirror import crop_mirrored
 from unetlab.data.normalization import config_percentiles, preprocess
 from unetlab.data.synthetic import generate_nuclei_image
+from unetlab.export.formats import EXPORT_FORMATS, check_parity, save_onnx, save_torchscript
 from unetlab.inference.io import overlay_rgb, read_input
 from unetlab.labels import default_class_names
 from unetlab.models.size_planner import valid_input_sizes, valid_output_size
@@ -124,19 +125,11 @@ def model_input(trained: TrainedModel, image: np.ndarray) -> np.ndarray:
 
 def _check_parity(root: Path, x: np.ndarray, logits: np.ndarray, tolerance: float) -> None:
     """Run both weight files on the network input ``x``; raise when they differ from PyTorch."""
-    from unetlab.export import load_onnx, load_torchscript
-
-    for runtime, load, name in [
-        ("TorchScript", load_torchscript, "weights.pt"),
-        ("onnxruntime", load_onnx, "weights.onnx"),
-    ]:
-        difference = float(np.abs(load(root / name)(x) - logits).max())
-        log.info("parity %s vs PyTorch: max abs diff %.2e", runtime, difference)
-        if difference > tolerance:
-            raise ValueError(
-                f"{name}: parity check failed: max abs diff {difference:.2e} > "
-                f"tolerance={tolerance}"
-            )
+    for name, chosen in [("weights.pt", "torchscript"), ("weights.onnx", "onnx")]:
+        exported = EXPORT_FORMATS[chosen]
+        check_parity(
+            exported.load(root / name), [(x, logits)], root / name, exported.runtime, tolerance
+        )
 
 
 def _cover(image: np.ndarray, logits: np.ndarray, path: Path) -> None:
@@ -214,8 +207,6 @@ def export_bioimageio(
     """
     v0_5 = _spec()
     from bioimageio.spec import save_bioimageio_package
-
-    from unetlab.export import save_onnx, save_torchscript
 
     output = Path(output)
     model = trained.config["model"]

@@ -15,6 +15,8 @@ from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger
 
+from unetlab.atomic_file import atomic_file
+
 METRICS_FILE = "metrics.csv"
 EARLIER_METRICS_FILE = "metrics_before_resume.csv"
 
@@ -91,9 +93,7 @@ def _step(row: dict[str, str]) -> float:
 
 def _write_csv(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
     """Write ``path`` through a temporary file, so a kill leaves the old or the new file."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temp, "w", newline="") as handle:
+    with atomic_file(path) as temp, open(temp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=header)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(temp, path)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from unetlab.checkpoint import CONFIG_KEY, load_checkpoint
 from unetlab.config import ConfigError, resolved_container
-from unetlab.reliability.resumed_metrics import resume_step, set_aside_metrics
+from unetlab.run.resumed_metrics import resume_step, set_aside_metrics
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +60,17 @@ def prepare_resume(cfg: DictConfig) -> Path | None:
     Sets ``cfg.ckpt_path`` to the checkpoint file and, when ``last`` is found in another run's
     folder, ``cfg.paths.output_dir`` to that folder. The rows of the output folder's
     ``metrics.csv`` logged before the checkpoint are set aside, for
-    :func:`~unetlab.reliability.restore_metrics` to put back once the loggers have started.
+    :func:`~unetlab.run.resumed_metrics.restore_metrics` to put back once the loggers have
+    started.
 
     Returns:
         The checkpoint to resume from, or ``None`` for a fresh run.
 
     Raises:
-        ConfigError: The checkpoint is missing, unreadable, unsafe, holds no training state,
-            or was trained with another network than the config describes.
+        FileNotFoundError: ``ckpt_path`` names no file.
+        ConfigError: No checkpoint for ``last``, or the checkpoint is unreadable, unsafe,
+            holds no training state, or was trained with another network than the config
+            describes.
     """
     value = cfg.get("ckpt_path")
     if value is None:
@@ -82,7 +85,7 @@ def prepare_resume(cfg: DictConfig) -> Path | None:
     else:
         path = Path(str(value)).expanduser()
         if not path.is_file():
-            raise ConfigError(
+            raise FileNotFoundError(
                 f"ckpt_path={value}: file not found; pass the path of a .ckpt file, or "
                 "ckpt_path=last for the newest run's last.ckpt"
             )

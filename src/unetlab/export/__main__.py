@@ -1,0 +1,5 @@
+"""``python -m unetlab.export``."""
+
+from unetlab.export.command import main
+
+main()
