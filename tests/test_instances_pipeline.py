@@ -17,6 +17,7 @@ from scipy import ndimage
 
 from tests import test_predict_cli
 from tests.conftest import ROOT
+from tests.test_instances import confident_logits, discs
 from tests.test_predict_cli import save_png, write_checkpoint
 from tests.test_train_3d import VOLUME_OVERRIDES
 from unetlab.checkpoint import load_trained_model
@@ -24,13 +25,17 @@ from unetlab.data.io import read_volume
 from unetlab.data.normalization import preprocess
 from unetlab.data.volumes import Volume, write_volume
 from unetlab.instances import (
+    INSTANCE_BORDER_CLASSES,
     InstancePostprocess,
     class_instances,
     instance_border_classes,
     instance_labels,
+    instances_from_logits,
 )
+from unetlab.metrics import predicted_instances
 from unetlab.models import AttentionUNet, ResNetUNet, UNet, UNetPlusPlus
 from unetlab.predict import predict
+from unetlab.run.building import build_module
 from unetlab.train import train
 
 predict_config = test_predict_cli.predict_config
@@ -219,3 +224,19 @@ def test_predict_writes_instances_of_volumes_on_their_voxel_grid(
     np.testing.assert_array_equal(objects.array, class_instances(mask))
     assert objects.array.max() == component_count(mask, min_size=10) > 0
     assert (out / "overlays" / "volume_z004.png").is_file()
+
+
+def test_instance_models_are_scored_on_the_objects_prediction_writes(
+    make_config: Callable[..., DictConfig],
+) -> None:
+    truth = discs((48, 64), [(24, 22), (24, 40)], 10)
+    batch = torch.stack([confident_logits(instance_border_classes(truth))] * 2)
+    instance_cfg = make_config(list(INSTANCE_OVERRIDES))
+    module = build_module(instance_cfg, list(INSTANCE_BORDER_CLASSES))
+    scored = module.predicted_instances(batch)
+    np.testing.assert_array_equal(
+        scored.numpy(), instances_from_logits(batch, "instance_border").astype(scored.numpy().dtype)
+    )
+    assert [int(image.max()) for image in scored] == [2, 2]  # the touching discs stay apart
+    plain = build_module(make_config(), ["background", "nucleus"])
+    assert plain.predicted_instances is predicted_instances  # class maps: connected components

@@ -35,8 +35,8 @@ class UNetModule(L.LightningModule):
     ``val/dice/<class>``, ``val/pixel_accuracy`` and the same under ``test/``; for data with
     instance labels also ``val/instances/f1_50``, ``val/instances/dsb_score``,
     ``val/instances/panoptic_quality`` (and ``test/...``) of the instances that
-    ``predicted_instances(logits)`` finds (connected components of the foreground; assign
-    another function to change the post-processing).
+    ``predicted_instances(logits)`` finds (connected components of the foreground; the run
+    builder assigns the watershed of instance-target models).
 
     Args:
         net: The network (a plain ``nn.Module`` returning logits, or a list of logits for deep

@@ -7,6 +7,7 @@ from unetlab.instances.labels import (
     checkpoint_target,
     instance_dtype,
     instance_labels,
+    instance_predictor,
     instances_from_logits,
 )
 from unetlab.instances.postprocess import InstancePostprocess, class_instances, watershed_instances
@@ -28,6 +29,7 @@ __all__ = [
     "instance_border_classes",
     "instance_dtype",
     "instance_labels",
+    "instance_predictor",
     "instances_from_logits",
     "make_target",
     "object_palette",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -91,3 +92,20 @@ def instances_from_logits(
         (N, *spatial) int64 labels, numbered 1..n per image.
     """
     return np.stack([instance_labels(item, target, options).astype(np.int64) for item in logits])
+
+
+def _batch_instances(
+    logits: torch.Tensor, target: str, options: InstancePostprocess
+) -> torch.Tensor:
+    return torch.from_numpy(instances_from_logits(logits, target, options))
+
+
+def instance_predictor(
+    target: str, options: InstancePostprocess = DEFAULT_POSTPROCESS
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``logits (N, K, *spatial) -> labels (N, *spatial)`` with the post-processing of ``target``.
+
+    What the training module scores objects with during validation and test, so that a model
+    trained on instance targets is scored on the objects that prediction would write.
+    """
+    return functools.partial(_batch_instances, target=target, options=options)

@@ -28,6 +28,7 @@ def build_module(
         net: An already built network (e.g. from a checkpoint) instead of ``cfg.model``.
     """
     from unetlab.config import resolved_container
+    from unetlab.instances import checkpoint_target, instance_predictor
     from unetlab.lightning_module import UNetModule
     from unetlab.losses import DeepSupervisionLoss
     from unetlab.models import SegmentationNet
@@ -40,7 +41,7 @@ def build_module(
     if cfg.model.get("deep_supervision"):
         loss = DeepSupervisionLoss(loss)
     scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    return UNetModule(
+    module = UNetModule(
         net=net,
         loss=loss,
         optimizer=hydra.utils.instantiate(cfg.optimizer),
@@ -52,6 +53,10 @@ def build_module(
         run_config=resolved_container(cfg),
         em_membrane_class=em_membrane_class,
     )
+    target = checkpoint_target(cfg)
+    if target != "semantic":  # objects scored as prediction would find them
+        module.predicted_instances = instance_predictor(target)
+    return module
 
 
 def build_run(
