@@ -22,6 +22,7 @@ from unetlab.data.decoding import (
     WeightMapFn,
     describe_shape,
 )
+from unetlab.data.instance_targets import make_target
 from unetlab.data.masks import MaskEncoding
 from unetlab.data.normalization import DEFAULT_PERCENTILES, RunningChannelStats, StatsCache
 from unetlab.data.patches import ContextPlanner, PatchSampler
@@ -30,7 +31,6 @@ from unetlab.data.sampler import EpochShuffleSampler
 from unetlab.data.samples import Sample, pages_of_stacks
 from unetlab.data.sources import DatasetSource, FolderSource
 from unetlab.data.splits import STAGES, make_split
-from unetlab.instances.targets import make_target
 from unetlab.labels import default_class_names
 
 __all__ = ["BiomedicalDataModule", "DatasetSource", "FolderSource"]
@@ -102,7 +102,7 @@ class BiomedicalDataModule(L.LightningDataModule):
             (anisotropic data); ``None`` keeps the stored grid.
         target: What the network learns: ``semantic`` (the mask's classes) or
             ``instance_border`` (background / interior / border from instance labels,
-            ``num_classes=3``; see :mod:`unetlab.instances.targets`).
+            ``num_classes=3``; see :mod:`unetlab.data.instance_targets`).
         border_width: Thickness of the border class with ``instance_border``, in pixels.
     """
 

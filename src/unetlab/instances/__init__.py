@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from unetlab.data.instance_targets import (
+    INSTANCE_BORDER_CLASSES,
+    TARGETS,
+    InstanceBorderTarget,
+    instance_border_classes,
+    make_target,
+)
 from unetlab.instances.colours import object_palette
 from unetlab.instances.labels import (
     checkpoint_target,
@@ -11,13 +18,6 @@ from unetlab.instances.labels import (
     instances_from_logits,
 )
 from unetlab.instances.postprocess import InstancePostprocess, class_instances, watershed_instances
-from unetlab.instances.targets import (
-    INSTANCE_BORDER_CLASSES,
-    TARGETS,
-    InstanceBorderTarget,
-    instance_border_classes,
-    make_target,
-)
 
 __all__ = [
     "INSTANCE_BORDER_CLASSES",

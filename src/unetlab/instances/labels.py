@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unetlab.data.instance_targets import INSTANCE_BORDER_CLASSES, TARGETS
 from unetlab.inference.outputs import labels_from_logits
 from unetlab.instances.blocks import blockwise_labels
 from unetlab.instances.postprocess import (
@@ -17,7 +18,6 @@ from unetlab.instances.postprocess import (
     class_instances,
     watershed_instances,
 )
-from unetlab.instances.targets import INSTANCE_BORDER_CLASSES, TARGETS
 
 DEFAULT_BLOCKS = {2: (2048, 128), 3: (256, 48)}
 """Block side and overlap by number of spatial axes, when the settings leave them out."""

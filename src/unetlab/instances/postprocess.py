@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import relabel_sequential, watershed
 
-from unetlab.instances.targets import BACKGROUND, INTERIOR
+from unetlab.data.instance_targets import BACKGROUND, INTERIOR
 
 
 @dataclass(frozen=True)
