@@ -60,6 +60,7 @@ def test_console_prints_each_event_once_without_tips(tmp_path: Path, data_cache:
     assert "Seed set to 42" in console and "[lightning.fabric.utilities.seed][INFO]" in console
     assert not re.search(r"^INFO: ", console, re.MULTILINE)
     assert "Tip:" not in console and "litlogger" not in console
+    assert "LeafSpec" not in console  # Lightning's internal deprecation notice
     assert "━" in console  # Lightning's rich progress bar
     (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
     assert (run_dir / "train.log").read_text().count("Seed set to 42") == 1

@@ -9,6 +9,7 @@ in every run.
 from __future__ import annotations
 
 import logging
+import warnings
 
 LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
 # Where Lightning's rank_zero_info messages, its tips among them, are logged.
@@ -17,6 +18,8 @@ RANK_ZERO_LOGGERS = (
     "lightning.fabric.utilities.rank_zero",
 )
 TIP_PREFIX = "💡 Tip:"
+# Lightning's own use of a deprecated torch API, printed at every fit and test; not the user's to fix.
+LIGHTNING_INTERNAL_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",)
 
 
 class DropTips(logging.Filter):
@@ -36,6 +39,9 @@ def one_line_per_event() -> None:
     Lightning keeps its own console handler; its tips are dropped either way.
     """
     import lightning  # noqa: F401 -- its import adds the handlers removed here
+
+    for message in LIGHTNING_INTERNAL_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
 
     for name in RANK_ZERO_LOGGERS:
         logger = logging.getLogger(name)
