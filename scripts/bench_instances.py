@@ -17,10 +17,12 @@ quality of
 
 (a) and (b) run ``unetlab.train.train`` on the composed training config with
 ``++trainer.max_time`` as the budget, one run per seed, and label the validation images with
-``unetlab.predict.predict(instances=true)``. Writes its table to its own section of
-``docs/benchmarks.md``::
+``unetlab.predict.predict(instances=true)``. Rows run ``--jobs`` at a time (default 2),
+each in its own process pinned to its own share of the cores, so on a 2-core machine every
+method trains on one core and the full run takes about 55 minutes. Writes its table to its
+own section of ``docs/benchmarks.md``::
 
-    python scripts/bench_instances.py             # full run (``make bench-instances``), ~2 h
+    python scripts/bench_instances.py             # full run (``make bench-instances``)
     python scripts/bench_instances.py --quick     # smoke run: 10 small images, 5 s budget
     python scripts/bench_instances.py --budget 300 --seeds 0 1 2
 """
@@ -31,10 +33,13 @@ import argparse
 import csv
 import json
 import math
+import os
+import queue
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,6 +68,9 @@ TUNING_FRACTION = 0.1  # of the training ids (the last ones): model selection an
 STARDIST_LONG_FACTOR = 4
 QUICK_IMAGES, QUICK_BUDGET_S, QUICK_SHAPE = 10, 5, (256, 256)
 EXPERIMENT = "experiment=dsb2018_instances"
+SPLIT_FILE, ROW_FILE = "split.json", "row.json"
+TUNING_DIR, VALIDATION_DIR = "tuning", "validation"
+Truths = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class Recipe:
     key: str
     name: str
     overrides: tuple[str, ...]
+    tune: bool = False
 
 
 RECIPES = {
@@ -80,7 +89,7 @@ RECIPES = {
         "unetlab semantic + connected components",
         ("data.target=semantic", "model.num_classes=2", "data.class_names=[background,nucleus]"),
     ),
-    "instances": Recipe("b", "unetlab instance recipe", ()),
+    "instances": Recipe("b", "unetlab instance recipe", (), tune=True),
 }
 ROWS = (*RECIPES, "stardist", "truth")
 
@@ -205,13 +214,7 @@ def compose_config(
 
 
 def unetlab_row(
-    recipe_name: str,
-    seed: int,
-    budget: int,
-    args: argparse.Namespace,
-    split_file: Path,
-    validation_dir: Path,
-    truths: dict[str, np.ndarray],
+    recipe_name: str, seed: int, budget: int, args: argparse.Namespace, truths: Truths
 ) -> dict[str, Any]:
     """Train one unetlab recipe for ``budget`` seconds, label the validation images, score."""
     from unetlab.config_location import CONFIG_DIR
@@ -224,7 +227,7 @@ def unetlab_row(
         EXPERIMENT,
         *recipe.overrides,
         f"data.root={args.data}",
-        f"data.split_lists={split_file}",
+        f"data.split_lists={args.work_dir / SPLIT_FILE}",
         f"seed={seed}",
         f"++trainer.max_time='{max_time(budget)}'",
         "trainer.accelerator=cpu",
@@ -244,25 +247,26 @@ def unetlab_row(
     trainer = objects["trainer"]
     timer = next(c for c in trainer.callbacks if isinstance(c, Timer))
     checkpoint = metrics["ckpt_path"] or str(run_dir / "checkpoints" / "last.ckpt")
+
+    def label_images(folder: Path, output: Path, options: Sequence[str]) -> None:
+        overrides = [f"ckpt_path={checkpoint}", f"input={folder}", f"output={output}"]
+        overrides += ["instances=true", "device=cpu", "progress=false", *options]
+        try:
+            predict(compose_config(CONFIG_DIR, "predict", overrides))
+        finally:
+            GlobalHydra.instance().clear()
+
+    tuned: dict[str, Any] = {}
+    if recipe.tune:
+        label_images(args.work_dir / TUNING_DIR, run_dir / "tuning", ["save_probabilities=true"])
+        tuned = tune_on_tuning_images(run_dir / "tuning" / "probabilities", args.data)
     output = run_dir / "predictions"
     started = time.perf_counter()
-    try:
-        predict(
-            compose_config(
-                CONFIG_DIR,
-                "predict",
-                [
-                    f"ckpt_path={checkpoint}",
-                    f"input={validation_dir}",
-                    f"output={output}",
-                    "instances=true",
-                    "device=cpu",
-                    "progress=false",
-                ],
-            )
-        )
-    finally:
-        GlobalHydra.instance().clear()
+    label_images(
+        args.work_dir / VALIDATION_DIR,
+        output,
+        [f"postprocess.{key}={value}" for key, value in tuned.get("postprocess", {}).items()],
+    )
     predict_s = time.perf_counter() - started
     row = {
         "row": recipe_name,
@@ -274,38 +278,56 @@ def unetlab_row(
         "steps": trainer.global_step,
         "epochs": trainer.current_epoch,
         "predict_s": predict_s,
-    }
+    } | tuned
     row |= score_folder(output / "instances", ".tif", truths)
     log(format_row(row))
     return row
 
 
+def tune_on_tuning_images(probabilities_dir: Path, data: Path) -> dict[str, Any]:
+    """Post-processing thresholds tuned on the tuning images' probabilities.
+
+    The counterpart of StarDist's ``optimize_thresholds``: the grid of
+    ``unetlab.instances.tuning.DEFAULT_GRID``, scored against the tuning images' labels.
+    """
+    from unetlab.instances.tuning import tune_postprocess
+
+    files = sorted(probabilities_dir.glob("*.tif"))
+    probabilities = [tifffile.imread(path).astype(np.float32) for path in files]
+    truths = [read_labels(data / "masks" / f"{path.stem}.png") for path in files]
+    started = time.perf_counter()
+    result = tune_postprocess(probabilities, truths)
+    chosen = result.tried[0][0]
+    log(
+        f"tuned post-processing on {len(files)} tuning images: {chosen} "
+        f"(DSB {result.dsb_score:.3f}, F1@0.5 {result.f1_50:.3f})"
+    )
+    return {
+        "postprocess": chosen,
+        "tuning_scores": {"dsb_score": result.dsb_score, "f1_50": result.f1_50},
+        "tune_s": time.perf_counter() - started,
+    }
+
+
 def stardist_row(
     budget: int,
-    seed: int,
     args: argparse.Namespace,
     split: dict[str, list[str]],
-    truths: dict[str, np.ndarray],
+    truths: Truths,
+    cores: list[int],
 ) -> dict[str, Any]:
     """StarDist 2D trained for ``budget`` seconds in its own environment, then scored."""
     output = args.work_dir / f"stardist_{budget}s"
     output.mkdir(parents=True, exist_ok=True)
+    seed = args.stardist_seed
     spec = {"data": str(args.data), **split, "budget_s": budget, "seed": seed}
     spec["output"] = str(output)
     spec_file = output / "spec.json"
     spec_file.write_text(json.dumps(spec, indent=2))
-    log(f"(c) StarDist 2D: training for {budget} s")
+    log(f"(c) StarDist 2D: training for {budget} s on cores {cores}")
     started = time.perf_counter()
-    with open(output / "worker.log", "w") as worker_log:
-        done = subprocess.run(
-            [str(args.stardist_python), str(STARDIST_WORKER), str(spec_file)],
-            stdout=worker_log,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-    if done.returncode != 0:
-        tail = (output / "worker.log").read_text()[-3000:]
-        raise RuntimeError(f"the StarDist worker failed (see {output / 'worker.log'}):\n{tail}")
+    command = [str(args.stardist_python), str(STARDIST_WORKER), str(spec_file)]
+    run_pinned(command, cores, output / "worker.log")
     result = json.loads((output / "result.json").read_text())
     row = {
         "row": "stardist",
@@ -322,6 +344,111 @@ def stardist_row(
     }
     row |= score_folder(output / "labels", ".npy", truths)
     log(format_row(row))
+    return row
+
+
+def prepare(args: argparse.Namespace, ids: Sequence[str]) -> tuple[dict[str, list[str]], Truths]:
+    """The split, its list file and the folder of validation images; the true labels."""
+    split = fixed_split(ids)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    split_lists = {"train": split["train"], "val": split["tuning"], "test": []}
+    (args.work_dir / SPLIT_FILE).write_text(json.dumps(split_lists, indent=2))
+    validation_links(args.data, split["validation"], args.work_dir / VALIDATION_DIR)
+    validation_links(args.data, split["tuning"], args.work_dir / TUNING_DIR)
+    truths = {
+        name: read_labels(args.data / "masks" / f"{name}.png").astype(np.int64)
+        for name in split["validation"]
+    }
+    return split, truths
+
+
+def core_groups(jobs: int) -> list[list[int]]:
+    """The cores of this process shared out into ``jobs`` equal groups, one per row."""
+    cores = sorted(os.sched_getaffinity(0))
+    size = len(cores) // jobs
+    return [cores[i * size : (i + 1) * size] for i in range(jobs)]
+
+
+def run_pinned(command: list[str], cores: list[int], log_file: Path) -> None:
+    """Run ``command`` on ``cores`` only, with as many threads; its output to ``log_file``.
+
+    Raises:
+        RuntimeError: The command failed; the message ends with the tail of its log.
+    """
+    threads = str(len(cores))
+    env = os.environ | {
+        name: threads
+        for name in (
+            "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "TF_NUM_INTRAOP_THREADS",
+            "TF_NUM_INTEROP_THREADS",
+        )
+    }
+    with open(log_file, "w") as handle:
+        done = subprocess.run(
+            command,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=lambda: os.sched_setaffinity(0, cores),
+            check=False,
+        )
+    if done.returncode != 0:
+        tail = log_file.read_text()[-3000:]
+        raise RuntimeError(f"{' '.join(command[:3])} failed (see {log_file}):\n{tail}")
+
+
+def run_side_by_side(
+    tasks: Sequence[tuple[int, Callable[[list[int]], dict[str, Any]]]], groups: list[list[int]]
+) -> list[dict[str, Any]]:
+    """Run ``(budget, task)`` pairs, longest first, as many at a time as there are core groups.
+
+    Each task gets a free group of cores and returns its row. Every task runs even if
+    another fails; the failures are raised together at the end.
+    """
+    free: queue.Queue[list[int]] = queue.Queue()
+    for group in groups:
+        free.put(group)
+
+    def run(task: Callable[[list[int]], dict[str, Any]]) -> dict[str, Any]:
+        cores = free.get()
+        try:
+            return task(cores)
+        finally:
+            free.put(cores)
+
+    ordered = sorted(tasks, key=lambda pair: -pair[0])
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        futures = [pool.submit(run, task) for _, task in ordered]
+    failures = [future.exception() for future in futures if future.exception() is not None]
+    if failures:
+        raise SystemExit("\n".join(str(failure) for failure in failures))
+    return [future.result() for future in futures]
+
+
+def unetlab_process(
+    recipe_name: str, seed: int, args: argparse.Namespace, cores: list[int]
+) -> dict[str, Any]:
+    """One unetlab row in a process of its own on ``cores``; its row."""
+    run_dir = args.work_dir / f"unetlab_{recipe_name}_seed{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(Path(__file__).resolve()), *args.forwarded]
+    command += ["--row", recipe_name, "--row-seed", str(seed), "--work-dir", str(args.work_dir)]
+    log(f"({RECIPES[recipe_name].key}) {RECIPES[recipe_name].name}, seed {seed}: cores {cores}")
+    run_pinned(command, cores, run_dir.with_suffix(".log"))
+    row = json.loads((run_dir / ROW_FILE).read_text())
+    log(format_row(row))
+    return row
+
+
+def unetlab_worker(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--row`` process: train and score one unetlab row, write its ``row.json``."""
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    _, truths = prepare(args, dataset_ids(args.data, args.quick))
+    row = unetlab_row(args.row, args.row_seed, args.budget, args, truths)
+    run_dir = args.work_dir / f"unetlab_{args.row}_seed{args.row_seed}"
+    (run_dir / ROW_FILE).write_text(json.dumps(row, indent=2))
     return row
 
 
@@ -404,8 +531,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"({len(split['train'])} training, {len(split['tuning'])} tuning, "
         f"{len(split['validation'])} validation images). The tuning images are the last "
         f"{TUNING_FRACTION:.0%} of the training ids: unetlab validates on them to keep its best "
-        "checkpoint, StarDist to keep its best weights and to optimise its probability and "
-        "overlap thresholds; no method sees the validation images before labelling them.",
+        "checkpoint and (b) tunes its watershed thresholds on them, StarDist keeps its best "
+        "weights and optimises its probability and overlap thresholds on them; no method "
+        "sees the validation images before labelling them. Rows train "
+        f"{results['jobs']} at a time, side by side, each in its own process pinned to "
+        f"{plural(results['cores_per_row'], 'core')} with as many threads.",
         "",
         "| | method | budget | seed | F1@0.5 | DSB score | panoptic quality "
         "| objects found / true | trained |",
@@ -426,8 +556,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"++trainer.max_time={max_time(budget)}`, then `unetlab-predict ... instances=true`, "
         "which splits the foreground of a class-map model into connected components.",
         "- (b) `python train.py experiment=dsb2018_instances "
-        f"++trainer.max_time={max_time(budget)}`, then `unetlab-predict ... instances=true`: "
-        "background / interior / border classes and a seeded watershed.",
+        f"++trainer.max_time={max_time(budget)}`, then `unetlab-predict ... instances=true "
+        "postprocess.*=...`: background / interior / border classes and a seeded watershed "
+        "whose thresholds `unetlab.instances.tuning.tune_postprocess` chose on the tuning "
+        "images (the counterpart of StarDist's `optimize_thresholds`).",
         "- (c) StarDist 2D (`scripts/stardist_worker.py`, in its own environment) with the "
         "defaults of its example notebook: 32 rays, grid (2, 2), 3 input channels, "
         "`normalize(x, 1, 99.8)` per channel, label holes filled, the notebook's augmenter, "
@@ -468,7 +600,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def validation_links(data: Path, ids: Sequence[str], folder: Path) -> Path:
-    """A folder of links to the validation images, the input of ``unetlab-predict``."""
+    """A folder of links to the images ``ids``, an input of ``unetlab-predict``."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ids:
         link = folder / f"{name}.png"
@@ -492,7 +624,7 @@ def reproducing_command(args: argparse.Namespace) -> str:
     quick = " --quick" if args.quick else ""
     return (
         f"python scripts/bench_instances.py{quick} --budget {args.budget} --seeds {seeds} "
-        f"--stardist-seed {args.stardist_seed}"
+        f"--stardist-seed {args.stardist_seed} --jobs {args.jobs}"
     )
 
 
@@ -508,6 +640,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--skip", default="", help=f"comma-separated rows to leave out: {', '.join(ROWS)}"
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, len(os.sched_getaffinity(0))),
+        help="rows trained at the same time, each on its own share of the cores",
+    )
+    parser.add_argument("--row", choices=list(RECIPES), help=argparse.SUPPRESS)
+    parser.add_argument("--row-seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument(
         "--work-dir",
         type=Path,
@@ -528,6 +668,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     raw = argv if argv is not None else sys.argv[1:]
     args = parser.parse_args(argv)
     args.skip = {part.strip() for part in args.skip.split(",") if part.strip()}
+    if not 1 <= args.jobs <= len(os.sched_getaffinity(0)):
+        parser.error(f"--jobs {args.jobs}: give 1 to {len(os.sched_getaffinity(0))} (the cores)")
     unknown = args.skip - set(ROWS)
     if unknown:
         parser.error(f"--skip {','.join(sorted(unknown))}: choose from {', '.join(ROWS)}")
@@ -538,6 +680,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.seeds = args.seeds[:1]
         if "--output" not in raw:
             args.output = None
+    args.forwarded = ["--data", str(args.data.resolve()), "--budget", str(args.budget)]
+    args.forwarded += ["--quick"] if args.quick else []
     if args.work_dir is None:
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         args.work_dir = ROOT / "logs" / "bench_instances" / stamp
@@ -547,20 +691,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.row is not None:
+        return unetlab_worker(args)
     if "stardist" not in args.skip:
         check_stardist_python(args.stardist_python)
     ids = dataset_ids(args.data, args.quick)
-    split = fixed_split(ids)
-    args.work_dir.mkdir(parents=True, exist_ok=True)
-    split_file = args.work_dir / "split.json"
-    split_file.write_text(
-        json.dumps({"train": split["train"], "val": split["tuning"], "test": []}, indent=2)
-    )
-    validation_dir = validation_links(args.data, split["validation"], args.work_dir / "validation")
-    truths = {
-        name: read_labels(args.data / "masks" / f"{name}.png").astype(np.int64)
-        for name in split["validation"]
-    }
+    split, truths = prepare(args, ids)
     log(
         f"{len(split['train'])} training, {len(split['tuning'])} tuning, "
         f"{len(split['validation'])} validation images; budget {args.budget} s; "
@@ -581,22 +717,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seeds": args.seeds,
         "stardist_seed": args.stardist_seed,
         "stardist_software": "not run",
+        "jobs": args.jobs,
+        "cores_per_row": len(core_groups(args.jobs)[0]),
         "rows": [],
     }
     rows = results["rows"]
     if "truth" not in args.skip:
         rows.append(truth_row(truths))
         log(format_row(rows[-1]))
+    tasks: list[tuple[int, Callable[[list[int]], dict[str, Any]]]] = []
+    if "stardist" not in args.skip:
+        for budget in (STARDIST_LONG_FACTOR * args.budget, args.budget):
+            tasks.append(
+                (budget, lambda cores, b=budget: stardist_row(b, args, split, truths, cores))
+            )
     for seed in args.seeds:
         for name in RECIPES:
             if name not in args.skip:
-                rows.append(
-                    unetlab_row(name, seed, args.budget, args, split_file, validation_dir, truths)
+                tasks.append(
+                    (args.budget, lambda cores, n=name, s=seed: unetlab_process(n, s, args, cores))
                 )
-    if "stardist" not in args.skip:
-        for budget in (args.budget, STARDIST_LONG_FACTOR * args.budget):
-            rows.append(stardist_row(budget, args.stardist_seed, args, split, truths))
-        software = rows[-1]["stardist"]["software"]
+    rows += run_side_by_side(tasks, core_groups(args.jobs))
+    stardist = [row for row in rows if row["row"] == "stardist"]
+    if stardist:
+        software = stardist[0]["stardist"]["software"]
         results["stardist_software"] = ", ".join(f"{k} {v}" for k, v in software.items())
     results["load_after"] = load_average()
     (args.work_dir / "results.json").write_text(json.dumps(results, indent=2))

@@ -18,6 +18,9 @@ class InstancePostprocess:
     Attributes:
         foreground_threshold: A pixel is foreground where ``1 - p(background)`` exceeds it.
         seed_threshold: Seeds are the connected regions where ``p(interior)`` exceeds it.
+        smoothing: Standard deviation in pixels of a Gaussian blur of ``p(interior)``
+            before seeding and flooding (0 = none): noisy maps then give fewer false seeds.
+        min_seed_size: Seeds smaller than this many pixels (voxels) are dropped.
         min_size: Objects smaller than this many pixels (voxels) are removed.
         fill_holes: Fill background enclosed by a single object.
         block_size: Side of the blocks large images are processed in, one per axis or one
@@ -28,6 +31,8 @@ class InstancePostprocess:
 
     foreground_threshold: float = 0.5
     seed_threshold: float = 0.5
+    smoothing: float = 0.0
+    min_seed_size: int = 0
     min_size: int = 10
     fill_holes: bool = True
     block_size: int | None = None
@@ -38,8 +43,9 @@ class InstancePostprocess:
             value = getattr(self, name)
             if not 0 < value < 1:
                 raise ValueError(f"postprocess.{name}={value} must be in (0, 1)")
-        if self.min_size < 0:
-            raise ValueError(f"postprocess.min_size={self.min_size} must be >= 0")
+        for name in ("smoothing", "min_seed_size", "min_size"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"postprocess.{name}={getattr(self, name)} must be >= 0")
 
 
 DEFAULT_POSTPROCESS = InstancePostprocess()
@@ -50,9 +56,11 @@ def watershed_instances(
 ) -> np.ndarray:
     """Objects from ``instance_border`` probabilities by a seeded watershed.
 
-    Seeds are the connected interior regions; they grow over ``1 - p(interior)`` inside
-    the foreground, so the border pixels between touching objects are shared out between
-    them. Foreground regions without a seed become objects of their own.
+    Seeds are the connected interior regions (of the blurred ``p(interior)`` with
+    ``options.smoothing``, at least ``options.min_seed_size`` large); they grow over
+    ``1 - p(interior)`` inside the foreground, so the border pixels between touching objects
+    are shared out between them. Foreground regions without a seed become objects of their
+    own.
 
     Args:
         probabilities: (3, *spatial) probabilities of background, interior and border.
@@ -62,9 +70,14 @@ def watershed_instances(
         int32 labels numbered 1..N (0 = background).
     """
     foreground = probabilities[BACKGROUND] < 1.0 - options.foreground_threshold
-    interior = probabilities[INTERIOR]
+    interior = probabilities[INTERIOR].astype(np.float32)
+    if options.smoothing > 0:
+        interior = ndimage.gaussian_filter(interior, options.smoothing)
     seeds, count = ndimage.label((interior > options.seed_threshold) & foreground)
-    labels = watershed(-interior.astype(np.float32), seeds, mask=foreground)
+    if options.min_seed_size > 0:
+        seeds = remove_small_objects(seeds, options.min_seed_size)
+        count = int(seeds.max())
+    labels = watershed(-interior, seeds, mask=foreground)
     unseeded, _ = ndimage.label(foreground & (labels == 0))
     labels = np.where(unseeded > 0, unseeded + count, labels).astype(np.int32)
     return finish_objects(labels, options)
