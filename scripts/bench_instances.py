@@ -43,7 +43,15 @@ from typing import Any
 import numpy as np
 import tifffile
 import torch
-from benchmark_page import load_average, log, machine, write_section
+from benchmark_page import (
+    add_run_options,
+    load_average,
+    log,
+    machine,
+    machine_table,
+    settle_run_options,
+    write_section,
+)
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -436,13 +444,7 @@ def markdown(results: dict[str, Any]) -> str:
         "- (d) The true masks' foreground split into 4-connected components: the best a "
         "method that predicts classes only can reach, since touching nuclei merge.",
         "",
-        "| | |",
-        "|---|---|",
-        *(f"| {key} | {value} |" for key, value in results["machine"].items()),
-        f"| StarDist | {results['stardist_software']} |",
-        f"| load average (1/5/15 min) | {results['load_before']} at the start, "
-        f"{results['load_after']} at the end |",
-        f"| date | {results['date']} |",
+        *machine_table(results, [f"| StarDist | {results['stardist_software']} |"]),
         f"| seeds | unetlab {', '.join(map(str, results['seeds']))}; StarDist "
         f"{results['stardist_seed']} |",
         "",
@@ -508,22 +510,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--skip", default="", help=f"comma-separated rows to leave out: {', '.join(ROWS)}"
     )
-    parser.add_argument(
-        "--work-dir",
-        type=Path,
-        help="runs, predictions and results.json (default logs/bench_instances/<time>)",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"smoke run: the first {QUICK_IMAGES} images of "
-        f"{QUICK_SHAPE[0]}x{QUICK_SHAPE[1]}, {QUICK_BUDGET_S} s budget, one seed",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=ROOT / "docs" / "benchmarks.md",
-        help="markdown page whose section to write (--quick writes none unless given)",
+    add_run_options(
+        parser,
+        "bench_instances",
+        f"smoke run: the first {QUICK_IMAGES} images of {QUICK_SHAPE[0]}x{QUICK_SHAPE[1]}, "
+        f"{QUICK_BUDGET_S} s budget, one seed",
     )
     raw = argv if argv is not None else sys.argv[1:]
     args = parser.parse_args(argv)
@@ -536,12 +527,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.budget = QUICK_BUDGET_S
         if "--seeds" not in raw:
             args.seeds = args.seeds[:1]
-        if "--output" not in raw:
-            args.output = None
-    if args.work_dir is None:
-        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        args.work_dir = ROOT / "logs" / "bench_instances" / stamp
-    args.data, args.work_dir = args.data.resolve(), args.work_dir.resolve()
+    settle_run_options(args, raw, "bench_instances")
+    args.data = args.data.resolve()
     return args
 
 

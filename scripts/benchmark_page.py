@@ -7,17 +7,21 @@ replaces only that section, so the tables of one script survive a run of another
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import torch
 
+ROOT = Path(__file__).resolve().parents[1]
 VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_fp16")
 PAGE_TITLE = "# Benchmarks"
 
@@ -87,6 +91,56 @@ def software_versions(packages: Sequence[str]) -> str:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions.append(f"{name} {metadata.version(name)}")
     return f"Python {platform.python_version()}, " + ", ".join(versions)
+
+
+def machine_table(results: Mapping[str, Any], extra: Sequence[str] = ()) -> list[str]:
+    """Markdown rows of what a run measured on: ``machine()``, ``extra`` rows, load, date.
+
+    Args:
+        results: A run's results with ``machine``, ``load_before``, ``load_after``, ``date``.
+        extra: More ``| name | value |`` rows, placed after the machine's.
+    """
+    return [
+        "| | |",
+        "|---|---|",
+        *(f"| {key} | {value} |" for key, value in results["machine"].items()),
+        *extra,
+        f"| load average (1/5/15 min) | {results['load_before']} at the start, "
+        f"{results['load_after']} at the end |",
+        f"| date | {results['date']} |",
+    ]
+
+
+def add_run_options(parser: argparse.ArgumentParser, script: str, quick_help: str) -> None:
+    """``--work-dir``, ``--quick`` and ``--output`` of a script that trains and writes a section.
+
+    Args:
+        parser: The script's parser.
+        script: The script's name: the work folder is ``logs/<script>/<time>`` by default.
+        quick_help: What ``--quick`` runs.
+    """
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        help=f"runs, predictions and results.json (default logs/{script}/<time>)",
+    )
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=ROOT / "docs" / "benchmarks.md",
+        help="markdown page whose section to write (--quick writes none unless given)",
+    )
+
+
+def settle_run_options(args: argparse.Namespace, raw: Sequence[str], script: str) -> None:
+    """A quick run writes no page unless ``--output`` is given; the work folder is absolute."""
+    if args.quick and "--output" not in raw:
+        args.output = None
+    if args.work_dir is None:
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        args.work_dir = ROOT / "logs" / script / stamp
+    args.work_dir = args.work_dir.resolve()
 
 
 def load_average() -> str:
