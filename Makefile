@@ -10,7 +10,8 @@ PYTEST_ARGS ?= -m "not slow"
 PYTEST := WANDB_MODE=offline MPLBACKEND=Agg $(BIN)/python -m pytest -q
 LINTED := src tests scripts train.py setup.py
 
-.PHONY: install train test test-fast test-all test-min lint format clean bench bench-instances docs
+.PHONY: install train test test-fast test-all test-min lint format clean bench bench-instances \
+	bench-quality docs
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,6 +77,13 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python scripts/bench_train.py $(ARGS)
+
+# Accuracy per CPU minute: unetlab's `experiment=fast` against smp.Unet resnet34, side by side
+# (one core and one thread each) for 150, 300 and 600 s on ISBI 2012 and DSB 2018, 2 seeds:
+# about 70 minutes on 2 cores; rewrites its section of docs/benchmarks.md.
+# ARGS="--quick" for a smoke run, ARGS="--levers" to measure the recipe's levers.
+bench-quality: $(BENCH_STAMP)
+	WANDB_MODE=offline MPLBACKEND=Agg $(BIN)/python scripts/bench_quality.py $(ARGS)
 
 # Nuclei instances: unetlab against StarDist for the same CPU time (10 minutes a row, about
 # 2 hours in all on 2 cores); rewrites its section of docs/benchmarks.md. StarDist and

@@ -34,12 +34,9 @@ import csv
 import json
 import math
 import os
-import queue
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,7 +45,18 @@ from typing import Any
 import numpy as np
 import tifffile
 import torch
-from benchmark_page import load_average, log, machine, write_section
+from benchmark_page import (
+    add_run_options,
+    core_groups,
+    load_average,
+    log,
+    machine,
+    machine_table,
+    run_pinned,
+    run_side_by_side,
+    settle_run_options,
+    write_section,
+)
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -362,71 +370,6 @@ def prepare(args: argparse.Namespace, ids: Sequence[str]) -> tuple[dict[str, lis
     return split, truths
 
 
-def core_groups(jobs: int) -> list[list[int]]:
-    """The cores of this process shared out into ``jobs`` equal groups, one per row."""
-    cores = sorted(os.sched_getaffinity(0))
-    size = len(cores) // jobs
-    return [cores[i * size : (i + 1) * size] for i in range(jobs)]
-
-
-def run_pinned(command: list[str], cores: list[int], log_file: Path) -> None:
-    """Run ``command`` on ``cores`` only, with as many threads; its output to ``log_file``.
-
-    Raises:
-        RuntimeError: The command failed; the message ends with the tail of its log.
-    """
-    threads = str(len(cores))
-    env = os.environ | {
-        name: threads
-        for name in (
-            "OMP_NUM_THREADS",
-            "MKL_NUM_THREADS",
-            "TF_NUM_INTRAOP_THREADS",
-            "TF_NUM_INTEROP_THREADS",
-        )
-    }
-    with open(log_file, "w") as handle:
-        done = subprocess.run(
-            command,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=env,
-            preexec_fn=lambda: os.sched_setaffinity(0, cores),
-            check=False,
-        )
-    if done.returncode != 0:
-        tail = log_file.read_text()[-3000:]
-        raise RuntimeError(f"{' '.join(command[:3])} failed (see {log_file}):\n{tail}")
-
-
-def run_side_by_side(
-    tasks: Sequence[tuple[int, Callable[[list[int]], dict[str, Any]]]], groups: list[list[int]]
-) -> list[dict[str, Any]]:
-    """Run ``(budget, task)`` pairs, longest first, as many at a time as there are core groups.
-
-    Each task gets a free group of cores and returns its row. Every task runs even if
-    another fails; the failures are raised together at the end.
-    """
-    free: queue.Queue[list[int]] = queue.Queue()
-    for group in groups:
-        free.put(group)
-
-    def run(task: Callable[[list[int]], dict[str, Any]]) -> dict[str, Any]:
-        cores = free.get()
-        try:
-            return task(cores)
-        finally:
-            free.put(cores)
-
-    ordered = sorted(tasks, key=lambda pair: -pair[0])
-    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        futures = [pool.submit(run, task) for _, task in ordered]
-    failures = [future.exception() for future in futures if future.exception() is not None]
-    if failures:
-        raise SystemExit("\n".join(str(failure) for failure in failures))
-    return [future.result() for future in futures]
-
-
 def unetlab_process(
     recipe_name: str, seed: int, args: argparse.Namespace, cores: list[int]
 ) -> dict[str, Any]:
@@ -568,13 +511,7 @@ def markdown(results: dict[str, Any]) -> str:
         "- (d) The true masks' foreground split into 4-connected components: the best a "
         "method that predicts classes only can reach, since touching nuclei merge.",
         "",
-        "| | |",
-        "|---|---|",
-        *(f"| {key} | {value} |" for key, value in results["machine"].items()),
-        f"| StarDist | {results['stardist_software']} |",
-        f"| load average (1/5/15 min) | {results['load_before']} at the start, "
-        f"{results['load_after']} at the end |",
-        f"| date | {results['date']} |",
+        *machine_table(results, [f"| StarDist | {results['stardist_software']} |"]),
         f"| seeds | unetlab {', '.join(map(str, results['seeds']))}; StarDist "
         f"{results['stardist_seed']} |",
         "",
@@ -648,22 +585,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--row", choices=list(RECIPES), help=argparse.SUPPRESS)
     parser.add_argument("--row-seed", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--work-dir",
-        type=Path,
-        help="runs, predictions and results.json (default logs/bench_instances/<time>)",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"smoke run: the first {QUICK_IMAGES} images of "
-        f"{QUICK_SHAPE[0]}x{QUICK_SHAPE[1]}, {QUICK_BUDGET_S} s budget, one seed",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=ROOT / "docs" / "benchmarks.md",
-        help="markdown page whose section to write (--quick writes none unless given)",
+    add_run_options(
+        parser,
+        "bench_instances",
+        f"smoke run: the first {QUICK_IMAGES} images of {QUICK_SHAPE[0]}x{QUICK_SHAPE[1]}, "
+        f"{QUICK_BUDGET_S} s budget, one seed",
     )
     raw = argv if argv is not None else sys.argv[1:]
     args = parser.parse_args(argv)
@@ -678,14 +604,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.budget = QUICK_BUDGET_S
         if "--seeds" not in raw:
             args.seeds = args.seeds[:1]
-        if "--output" not in raw:
-            args.output = None
-    args.forwarded = ["--data", str(args.data.resolve()), "--budget", str(args.budget)]
+    settle_run_options(args, raw, "bench_instances")
+    args.data = args.data.resolve()
+    args.forwarded = ["--data", str(args.data), "--budget", str(args.budget)]
     args.forwarded += ["--quick"] if args.quick else []
-    if args.work_dir is None:
-        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        args.work_dir = ROOT / "logs" / "bench_instances" / stamp
-    args.data, args.work_dir = args.data.resolve(), args.work_dir.resolve()
     return args
 
 

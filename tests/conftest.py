@@ -59,6 +59,7 @@ FAST_TESTS: dict[str, frozenset[str]] = {
     "test_weight_map.py": ALL,
     # Benchmark page and sweep files.
     "test_benchmark_scripts.py": ALL,
+    "test_bench_quality.py": ALL,
     "test_wandb_sweeps.py": frozenset(
         {
             "test_sweep_folder_has_grid_random_and_bayes_examples",

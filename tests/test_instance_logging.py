@@ -13,7 +13,8 @@ from PIL import Image
 
 from tests.test_train_3d import VOLUME_OVERRIDES
 from tests.wandb_offline import finish_run, offline_run_contents
-from unetlab.metrics import instance_scores, predicted_instances
+from unetlab.instances import instances_from_logits
+from unetlab.metrics import instance_scores
 from unetlab.models.blocks import center_crop_like
 from unetlab.train import train
 
@@ -27,13 +28,13 @@ LEARNING = (
 
 
 def direct_split_scores(module, loader) -> dict[str, float]:
-    """Per-image ``instance_scores`` of the module's connected components, pooled by hand."""
+    """Per-image ``instance_scores`` of the objects prediction writes, pooled by hand."""
     per_image = []
     module.eval()
     with torch.no_grad():
         for batch in loader:
             logits = module(batch["image"])
-            labels = predicted_instances(logits).numpy()
+            labels = instances_from_logits(logits, "semantic")
             true = center_crop_like(batch["instances"], logits).numpy()
             per_image += [instance_scores(p, t) for p, t in zip(labels, true, strict=True)]
     tp, n_true, n_pred = (sum(s[k] for s in per_image) for k in ("tp_50", "n_true", "n_pred"))

@@ -238,5 +238,14 @@ def test_instance_models_are_scored_on_the_objects_prediction_writes(
         scored.numpy(), instances_from_logits(batch, "instance_border").astype(scored.numpy().dtype)
     )
     assert [int(image.max()) for image in scored] == [2, 2]  # the touching discs stay apart
+    classes = (truth > 0).astype(np.int64)
+    classes[:3, :3] = 1  # a 9-pixel object, smaller than postprocess.min_size
+    class_map = torch.stack([confident_logits(classes, num_classes=2)] * 2)
     plain = build_module(make_config(), ["background", "nucleus"])
-    assert plain.predicted_instances is predicted_instances  # class maps: connected components
+    class_map_scored = plain.predicted_instances(class_map)
+    np.testing.assert_array_equal(
+        class_map_scored.numpy(), instances_from_logits(class_map, "semantic")
+    )
+    # the touching discs merge; the small corner object is dropped as prediction drops it
+    assert [int(image.max()) for image in class_map_scored] == [1, 1]
+    assert int(predicted_instances(class_map)[0].max()) == 2

@@ -36,7 +36,8 @@ class UNetModule(L.LightningModule):
     instance labels also ``val/instances/f1_50``, ``val/instances/dsb_score``,
     ``val/instances/panoptic_quality`` (and ``test/...``) of the instances that
     ``predicted_instances(logits)`` finds (connected components of the foreground; the run
-    builder assigns the watershed of instance-target models).
+    builder assigns what prediction writes: the watershed of instance-target models, the
+    components of each class, without small ones, of class-map models).
 
     Args:
         net: The network (a plain ``nn.Module`` returning logits, or a list of logits for deep

@@ -53,9 +53,8 @@ def build_module(
         run_config=resolved_container(cfg),
         em_membrane_class=em_membrane_class,
     )
-    target = checkpoint_target(cfg)
-    if target != "semantic":  # objects scored as prediction would find them
-        module.predicted_instances = instance_predictor(target)
+    # Objects are scored as `unetlab-predict instances=true` writes them.
+    module.predicted_instances = instance_predictor(checkpoint_target(cfg))
     return module
 
 
