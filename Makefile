@@ -85,9 +85,10 @@ bench: $(BENCH_STAMP)
 bench-quality: $(BENCH_STAMP)
 	WANDB_MODE=offline MPLBACKEND=Agg $(BIN)/python scripts/bench_quality.py $(ARGS)
 
-# Nuclei instances: unetlab against StarDist for the same CPU time (10 minutes a row, about
-# 2 hours in all on 2 cores); rewrites its section of docs/benchmarks.md. StarDist and
-# TensorFlow get an environment of their own: they are never dependencies of unetlab.
+# Nuclei instances: unetlab against StarDist for the same CPU time (10 minutes a row, rows
+# two at a time on one core each, about 55 minutes in all on 2 cores); rewrites its section
+# of docs/benchmarks.md. StarDist and TensorFlow get an environment of their own: they are
+# never dependencies of unetlab.
 # ARGS="--quick" for a smoke run, ARGS="--budget SECONDS" for another budget.
 STARDIST_VENV := .venv-stardist
 STARDIST_STAMP := $(STARDIST_VENV)/.install-stamp
