@@ -820,7 +820,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def reproducing_command(args: argparse.Namespace) -> str:
     """The command line that runs the same benchmark."""
-    kept = [a for a in args.raw if not a.startswith("--work-dir") and not a.startswith("--output")]
+    kept, skip_value = [], False
+    for arg in args.raw:
+        if skip_value:
+            skip_value = False
+        elif arg in ("--work-dir", "--output"):
+            skip_value = True  # and its value, the next argument
+        elif not arg.startswith(("--work-dir=", "--output=")):
+            kept.append(arg)
     return " ".join(["python scripts/bench_quality.py", *kept])
 
 
