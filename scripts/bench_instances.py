@@ -361,8 +361,8 @@ def prepare(args: argparse.Namespace, ids: Sequence[str]) -> tuple[dict[str, lis
     args.work_dir.mkdir(parents=True, exist_ok=True)
     split_lists = {"train": split["train"], "val": split["tuning"], "test": []}
     (args.work_dir / SPLIT_FILE).write_text(json.dumps(split_lists, indent=2))
-    validation_links(args.data, split["validation"], args.work_dir / VALIDATION_DIR)
-    validation_links(args.data, split["tuning"], args.work_dir / TUNING_DIR)
+    image_links(args.data, split["validation"], args.work_dir / VALIDATION_DIR)
+    image_links(args.data, split["tuning"], args.work_dir / TUNING_DIR)
     truths = {
         name: read_labels(args.data / "masks" / f"{name}.png").astype(np.int64)
         for name in split["validation"]
@@ -536,7 +536,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
 
 
-def validation_links(data: Path, ids: Sequence[str], folder: Path) -> Path:
+def image_links(data: Path, ids: Sequence[str], folder: Path) -> Path:
     """A folder of links to the images ``ids``, an input of ``unetlab-predict``."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ids:
