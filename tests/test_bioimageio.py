@@ -34,7 +34,7 @@ def _compose(name: str, overrides: dict[str, Any]) -> DictConfig:
         return compose(name, overrides=[f"{k}={v}" for k, v in overrides.items()])
 
 
-def _checkpoint(path: Path, padding: str) -> Path:
+def _checkpoint(path: Path, padding: str, scaling: str = "by_dtype") -> Path:
     model = {
         "_target_": "unetlab.models.UNet",
         "in_channels": 1,
@@ -48,7 +48,7 @@ def _checkpoint(path: Path, padding: str) -> Path:
     torch.save(
         {
             "state_dict": {f"net.{key}": value for key, value in net.state_dict().items()},
-            CONFIG_KEY: {"model": model},
+            CONFIG_KEY: {"model": model, "data": {"intensity_scaling": scaling}},
             DATA_KEY: {"mean": [0.2], "std": [0.3], "class_names": ["background", "nucleus"]},
         },
         path,
@@ -67,9 +67,11 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-def _export_package(tmp_path: Path, padding: str, test: bool) -> tuple[Path, Path]:
+def _export_package(
+    tmp_path: Path, padding: str, test: bool, scaling: str = "by_dtype"
+) -> tuple[Path, Path]:
     """Export a tiny checkpoint; ``test`` runs ``bioimageio.core``'s model test on it."""
-    ckpt = _checkpoint(tmp_path / f"{padding}.ckpt", padding)
+    ckpt = _checkpoint(tmp_path / f"{padding}.ckpt", padding, scaling)
     cfg = _compose(
         "export",
         {
@@ -123,9 +125,26 @@ def test_package_is_valid_and_reproduces_its_test_output_offline(
         assert y_out["size"]["offset"] == 0
 
 
-def test_predict_runs_a_package_like_its_checkpoint(tmp_path: Path) -> None:
-    ckpt, package = _export_package(tmp_path, "valid", test=False)
+def test_images_scaled_per_image_are_scaled_so_in_the_package(
+    tmp_path: Path, offline: None
+) -> None:
+    # The model test fails unless the package's preprocessing reproduces training's.
+    _, package = _export_package(tmp_path, "same", test=True, scaling="per_image")
+    with zipfile.ZipFile(package) as archive:
+        rdf = yaml.safe_load(archive.read("rdf.yaml"))
+    steps = {p["id"]: p.get("kwargs") for p in rdf["inputs"][0]["preprocessing"]}
+    assert "scale_linear" not in steps
+    assert (steps["scale_range"]["min_percentile"], steps["scale_range"]["max_percentile"]) == (
+        0.5,
+        99.5,
+    )
+
+
+@pytest.mark.parametrize("scaling", ["by_dtype", "per_image"])
+def test_predict_runs_a_package_like_its_checkpoint(tmp_path: Path, scaling: str) -> None:
+    ckpt, package = _export_package(tmp_path, "valid", test=False, scaling=scaling)
     image, _ = generate_nuclei_image(np.random.default_rng(1), 70)
+    image = image // 4  # dim: the two scalings give different inputs
     Image.fromarray(image).save(tmp_path / "cells.png")
 
     masks = []

@@ -28,7 +28,12 @@ from unetlab.cli.runner import check_command_line, command_args, run_command
 from unetlab.config import ConfigError
 from unetlab.config_location import CONFIG_DIR
 from unetlab.data.formats import file_stem, is_nifti
-from unetlab.data.normalization import config_percentiles, preprocess, unit_image
+from unetlab.data.normalization import (
+    config_intensity_scaling,
+    config_percentiles,
+    preprocess,
+    unit_image,
+)
 from unetlab.data.resampling import resampled_shape, resize
 from unetlab.inference.ensemble import check_ensemble, checkpoint_paths, mean_probability_logits
 from unetlab.inference.io import (
@@ -262,6 +267,7 @@ def predict_file(
     spatial_dims = image.items.ndim - 2
     grid_shape = training_grid(trained, image)
     percentiles = config_percentiles(trained.config)
+    scaling = config_intensity_scaling(trained.config)
     dtype = label_dtype(trained.num_classes)
     labels = np.empty(image.items.shape[:-1], dtype)
     probabilities: list[np.ndarray] = []
@@ -289,14 +295,14 @@ def predict_file(
         # The normalised input is only referenced by the call, so it is freed right after.
         if labels_only:
             labels[index] = overlap_tile_predict(
-                preprocess(item, *statistics, percentiles, grid_shape),
+                preprocess(item, *statistics, percentiles, grid_shape, scaling),
                 nets[0],
                 labels_only=True,
                 label_dtype=dtype,
                 **options,
             )
         else:
-            network_image = preprocess(item, *statistics, percentiles, grid_shape)
+            network_image = preprocess(item, *statistics, percentiles, grid_shape, scaling)
             if len(nets) == 1:
                 logits = overlap_tile_predict(network_image, nets[0], **options)
             else:
@@ -314,7 +320,7 @@ def predict_file(
         if cfg.save_overlay:
             # Scaled again rather than kept through the tiling: it is cheap, memory is not.
             # With instances, every object is outlined in its own colour.
-            plane = unit_image(item, percentiles)
+            plane = unit_image(item, percentiles, scaling=scaling)
             plane_labels = objects[index] if objects else labels[index]
             name = image.stem + (f"_{index:03d}" if len(image.items) > 1 else "")
             if spatial_dims == 3:

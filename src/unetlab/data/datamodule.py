@@ -24,7 +24,12 @@ from unetlab.data.decoding import (
 )
 from unetlab.data.instance_targets import make_target
 from unetlab.data.masks import MaskEncoding
-from unetlab.data.normalization import DEFAULT_PERCENTILES, RunningChannelStats, StatsCache
+from unetlab.data.normalization import (
+    DEFAULT_PERCENTILES,
+    RunningChannelStats,
+    StatsCache,
+    check_intensity_scaling,
+)
 from unetlab.data.patches import ContextPlanner, PatchSampler
 from unetlab.data.resampling import check_spacing
 from unetlab.data.sampler import EpochShuffleSampler
@@ -78,6 +83,8 @@ class BiomedicalDataModule(L.LightningDataModule):
         std: Per-channel standard deviation; ``None`` = from the train split.
         stats_cache: Folder caching the computed statistics per train split (``None``: off).
         percentiles: Percentiles that scale 16-bit and float images to [0, 1].
+        intensity_scaling: ``by_dtype`` (8-bit images / 255, the others between their
+            percentiles) or ``per_image`` (every image between its own percentiles).
         train_augmentation: albumentations pipeline for training.
         eval_augmentation: albumentations pipeline for validation and testing.
         split_file: Where to write the split as JSON (e.g. the run folder).
@@ -127,6 +134,7 @@ class BiomedicalDataModule(L.LightningDataModule):
         std: Sequence[float] | None = None,
         stats_cache: str | Path | None = None,
         percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+        intensity_scaling: str = "by_dtype",
         train_augmentation: A.BasicTransform | None = None,
         eval_augmentation: A.BasicTransform | None = None,
         split_file: str | Path | None = None,
@@ -203,6 +211,7 @@ class BiomedicalDataModule(L.LightningDataModule):
         self.std = list(std) if std is not None else None
         self.stats_cache = StatsCache(stats_cache)
         self.percentiles = (float(percentiles[0]), float(percentiles[1]))
+        self.intensity_scaling = check_intensity_scaling(intensity_scaling)
         self.train_augmentation = train_augmentation or None
         self.eval_augmentation = eval_augmentation or None
         self.split_file = Path(split_file) if split_file else None
@@ -280,6 +289,7 @@ class BiomedicalDataModule(L.LightningDataModule):
             spatial_dims=self.spatial_dims,
             target_spacing=self.target_spacing,
             target=self.target,
+            intensity_scaling=self.intensity_scaling,
         )
         decoded, shapes = self._decode_all(decoder, used)
         self._check_shapes(shapes)
@@ -333,7 +343,9 @@ class BiomedicalDataModule(L.LightningDataModule):
         stats, cache_key = None, None
         if self.mean is None:
             files = [(s.image, s.page) for s in samples if s.name in train]
-            cache_key = self.stats_cache.key(files, [self.percentiles, self.in_channels])
+            cache_key = self.stats_cache.key(
+                files, [self.percentiles, self.in_channels, self.intensity_scaling]
+            )
             cached = self.stats_cache.load(cache_key)
             if cached is not None and len(cached[0]) == self.in_channels:
                 self.mean, self.std = cached

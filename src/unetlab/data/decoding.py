@@ -13,7 +13,11 @@ import numpy as np
 
 from unetlab.data.io import describe
 from unetlab.data.masks import MaskEncoding
-from unetlab.data.normalization import DEFAULT_PERCENTILES, unit_image
+from unetlab.data.normalization import (
+    DEFAULT_PERCENTILES,
+    check_intensity_scaling,
+    unit_image,
+)
 from unetlab.data.readers import READERS
 from unetlab.data.resampling import check_spacing, resampled_shape, resize
 from unetlab.data.samples import Sample
@@ -62,6 +66,7 @@ class SampleDecoder:
         object_class: Class whose connected components are the objects of the weight map
             when the dataset has no instance labels.
         percentiles: Percentiles that scale 16-bit and float images to [0, 1].
+        intensity_scaling: ``by_dtype`` or ``per_image`` (:func:`scale_to_unit`).
         weight_map_fn: ``weight_map_fn(objects, mask)``, or None when the loss needs no map.
         keep_foreground: Whether to store foreground pixel indices.
         spatial_dims: 2 for images (and stack pages), 3 for volumes.
@@ -81,8 +86,10 @@ class SampleDecoder:
         spatial_dims: int = 2,
         target_spacing: Sequence[float] | None = None,
         target: TargetFn | None = None,
+        intensity_scaling: str = "by_dtype",
     ) -> None:
         self.target = target
+        self.intensity_scaling = check_intensity_scaling(intensity_scaling)
         self.reader = READERS[spatial_dims]()
         self.target_spacing = None if target_spacing is None else check_spacing(target_spacing)
         self.in_channels = in_channels
@@ -115,7 +122,7 @@ class SampleDecoder:
             shape = resampled_shape(mask.shape, stored.spacing, self.target_spacing)
             mask = resize(mask, shape, order=0)
             instances = None if instances is None else resize(instances, shape, order=0)
-        image = unit_image(stored.image, self.percentiles, shape)
+        image = unit_image(stored.image, self.percentiles, shape, self.intensity_scaling)
         objects = instances
         if self.target is not None:
             mask, objects = self.target(mask, instances, sample.mask_origin)

@@ -23,18 +23,35 @@ from unetlab.data.resampling import resize
 log = logging.getLogger(__name__)
 
 DEFAULT_PERCENTILES = (0.5, 99.5)
+# How stored intensities become [0, 1] (``data.intensity_scaling``): `by_dtype` divides 8-bit
+# images by 255 and scales the others between their percentiles; `per_image` scales every
+# image, 8-bit ones too, between its own percentiles.
+INTENSITY_SCALINGS = ("by_dtype", "per_image")
+
+
+def check_intensity_scaling(scaling: str) -> str:
+    """``scaling`` when it is one of :data:`INTENSITY_SCALINGS`; a one-line error otherwise."""
+    if scaling not in INTENSITY_SCALINGS:
+        raise ValueError(
+            f"data.intensity_scaling={scaling!r} is not known; choose "
+            f"{' or '.join(INTENSITY_SCALINGS)}"
+        )
+    return scaling
 
 
 def scale_to_unit(
-    image: np.ndarray, percentiles: tuple[float, float] = DEFAULT_PERCENTILES
+    image: np.ndarray,
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
+    scaling: str = "by_dtype",
 ) -> np.ndarray:
     """Map raw intensities to about [0, 1] as float32.
 
-    8-bit images are divided by 255; 16-bit and float images are scaled between the given
-    per-channel percentiles (robust to hot pixels and a dark background). Images are
-    (H, W, C), volumes (Z, Y, X, C).
+    With ``scaling="by_dtype"`` 8-bit images are divided by 255; 16-bit and float images, and
+    with ``"per_image"`` every image, are scaled between the given per-channel percentiles
+    of the image itself (robust to hot pixels, a dark background and dim acquisitions).
+    Images are (H, W, C), volumes (Z, Y, X, C).
     """
-    if image.dtype == np.uint8:
+    if image.dtype == np.uint8 and check_intensity_scaling(scaling) == "by_dtype":
         return image.astype(np.float32) / 255.0
     data = image.astype(np.float32)
     spatial = tuple(range(data.ndim - 1))
@@ -48,10 +65,18 @@ def config_percentiles(config: Mapping[str, Any]) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def config_intensity_scaling(config: Mapping[str, Any]) -> str:
+    """A run's ``data.intensity_scaling`` (``by_dtype`` for runs from before the option)."""
+    return check_intensity_scaling(
+        (config.get("data") or {}).get("intensity_scaling") or "by_dtype"
+    )
+
+
 def unit_image(
     image: np.ndarray,
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     shape: Sequence[int] | None = None,
+    scaling: str = "by_dtype",
 ) -> np.ndarray:
     """Stored pixels (*spatial, C) scaled to about [0, 1], resampled linearly to ``shape``.
 
@@ -60,9 +85,10 @@ def unit_image(
         percentiles: Scaling of 16-bit and float images (:func:`scale_to_unit`).
         shape: Spatial shape to resample to (volumes with ``data.target_spacing``); None
             keeps the grid.
+        scaling: ``data.intensity_scaling`` (:func:`scale_to_unit`).
     """
     low, high = percentiles
-    unit = scale_to_unit(image, (float(low), float(high)))
+    unit = scale_to_unit(image, (float(low), float(high)), scaling)
     return unit if shape is None else resize(unit, tuple(shape), order=1)
 
 
@@ -87,13 +113,15 @@ def preprocess(
     std: Sequence[float] | None,
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     shape: Sequence[int] | None = None,
+    scaling: str = "by_dtype",
 ) -> np.ndarray:
     """Stored pixels (*spatial, C) to network input (C, *spatial), float32.
 
-    Scale to [0, 1] (8-bit / 255, other types between ``percentiles``), resample to
-    ``shape`` if given, standardise with the training ``mean`` and ``std``, channels first.
+    Scale to [0, 1] (8-bit / 255 unless ``scaling="per_image"``, other types between
+    ``percentiles``), resample to ``shape`` if given, standardise with the training ``mean``
+    and ``std``, channels first.
     """
-    return network_layout(unit_image(image, percentiles, shape), mean, std)
+    return network_layout(unit_image(image, percentiles, shape, scaling), mean, std)
 
 
 class RunningChannelStats:

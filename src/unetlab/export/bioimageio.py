@@ -8,7 +8,7 @@ that ``unetlab-predict model=...`` runs like a checkpoint.
 
 Preprocessing is written as two steps, as in training: ``scale_linear`` with gain 1/255 for
 8-bit inputs (``scale_range`` between the 0.5th and 99.5th percentiles per channel for other
-types), then ``fixed_zero_mean_unit_variance`` with the training mean and std per channel.
+types, and for every input of a ``data.intensity_scaling=per_image`` run), then ``fixed_zero_mean_unit_variance`` with the training mean and std per channel.
 The outputs are the network's logits, one channel per class; the class of a pixel is the
 channel with the largest value.
 
@@ -33,7 +33,7 @@ from torch import nn
 
 from unetlab.checkpoint import TrainedModel
 from unetlab.data.mirror import crop_mirrored
-from unetlab.data.normalization import config_percentiles, preprocess
+from unetlab.data.normalization import config_intensity_scaling, config_percentiles, preprocess
 from unetlab.data.synthetic import generate_nuclei_image
 from unetlab.export.formats import EXPORT_FORMATS, check_parity, save_onnx, save_torchscript
 from unetlab.inference.io import overlay_rgb, read_input
@@ -120,7 +120,13 @@ def _statistics(trained: TrainedModel) -> tuple[list[float], list[float]]:
 
 def model_input(trained: TrainedModel, image: np.ndarray) -> np.ndarray:
     """(1, C, *spatial) float32 network input of one (*spatial, C) image, as in training."""
-    return preprocess(image, *_statistics(trained), config_percentiles(trained.config))[None]
+    config = trained.config
+    return preprocess(
+        image,
+        *_statistics(trained),
+        config_percentiles(config),
+        scaling=config_intensity_scaling(config),
+    )[None]
 
 
 def _check_parity(root: Path, x: np.ndarray, logits: np.ndarray, tolerance: float) -> None:
@@ -152,8 +158,13 @@ def _readme(name: str, description: str, trained: TrainedModel, rule: tuple[int,
         "## Input\n\n"
         f"`{INPUT_ID}`: batch, {trained.in_channels} channel(s), then the spatial axes. "
         f"Tiles must be `{smallest} + n * {step}` pixels along each spatial axis.\n\n"
-        "Preprocessing (as in training): 8-bit images are divided by 255, other types are "
-        "scaled between their 0.5th and 99.5th percentiles per channel; then the training "
+        "Preprocessing (as in training): "
+        + (
+            "8-bit images are divided by 255, other types are scaled"
+            if config_intensity_scaling(trained.config) == "by_dtype"
+            else "every image is scaled"
+        )
+        + " between its 0.5th and 99.5th percentiles per channel; then the training "
         "mean is subtracted and the result divided by the training std, per channel.\n\n"
         "## Output\n\n"
         f"`{OUTPUT_ID}`: one channel per class ({classes}); the class of a pixel is the "
@@ -247,6 +258,7 @@ def export_bioimageio(
             "mean": mean,
             "std": std,
             "percentiles": list(config_percentiles(trained.config)),
+            "intensity_scaling": config_intensity_scaling(trained.config),
             "class_names": class_names,
         }
         example = torch.zeros(1, trained.in_channels, *[smallest + step] * spatial_dims)
@@ -259,7 +271,8 @@ def export_bioimageio(
         _check_parity(root, x, logits, tolerance)
         opset_version = onnx.load(str(root / "weights.onnx")).opset_import[0].version
 
-        if image.dtype == np.uint8:
+        by_dtype = config_intensity_scaling(trained.config) == "by_dtype"
+        if image.dtype == np.uint8 and by_dtype:
             scaling = v0_5.ScaleLinearDescr(kwargs=v0_5.ScaleLinearKwargs(gain=1 / 255))
         else:
             low, high = config_percentiles(trained.config)
@@ -460,7 +473,13 @@ def load_bioimageio(path: str | Path) -> TrainedModel:
     net = PackagedNetwork(module, dict(extra["network"])).eval()
     return TrainedModel(
         net=net,
-        config={"model": dict(extra["model"]), "data": {"percentiles": extra.get("percentiles")}},
+        config={
+            "model": dict(extra["model"]),
+            "data": {
+                "percentiles": extra.get("percentiles"),
+                "intensity_scaling": extra.get("intensity_scaling", "by_dtype"),
+            },
+        },
         mean=mean,
         std=std,
         class_names=list(extra.get("class_names") or []),

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from unetlab.checkpoint import TrainedModel
-from unetlab.data.normalization import config_percentiles
+from unetlab.data.normalization import config_intensity_scaling, config_percentiles
 
 LAST_CHECKPOINT = "last.ckpt"
 PROBABILITY_FLOOR = 1e-7
@@ -74,6 +74,7 @@ def _signature(trained: TrainedModel) -> dict[str, Any]:
         "input mean": trained.mean or data.get("mean") or [],
         "input std": trained.std or data.get("std") or [],
         "intensity percentiles": config_percentiles(trained.config),
+        "intensity scaling": config_intensity_scaling(trained.config),
         "target spacing": data.get("target_spacing"),
     }
 
