@@ -59,7 +59,7 @@ def test_precision_values_are_parsed_with_one_line_errors() -> None:
     ):
         parse_precision("fp16", "cpu")
     with pytest.raises(
-        ValueError, match=r"^precision=fp8 is not supported; choose one of 32, bf16, fp16$"
+        ValueError, match=r"^precision=fp8 is not supported; choose one of 32, bf16, fp16, fastest$"
     ):
         parse_precision("fp8", "cpu")
 

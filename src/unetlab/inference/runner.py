@@ -14,6 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from unetlab.precision import FASTEST, cpu_has_native_bf16
+
 PRECISIONS: dict[str, torch.dtype | None] = {
     "32": None,
     "bf16": torch.bfloat16,
@@ -22,20 +24,30 @@ PRECISIONS: dict[str, torch.dtype | None] = {
 """Name -> autocast dtype (``None``: float32, no autocast)."""
 
 
+def fastest_inference_precision(device: torch.device | str) -> str:
+    """``bf16`` where ``device`` computes bfloat16 natively, ``fp16`` on other GPUs, else ``32``."""
+    if torch.device(device).type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "32"
+
+
 def parse_precision(value: str | int | None, device: torch.device | str) -> torch.dtype | None:
     """The autocast dtype of a ``precision`` setting on ``device``.
 
     Args:
-        value: ``32`` (or ``None``), ``bf16`` or ``fp16``.
+        value: ``32`` (or ``None``), ``bf16``, ``fp16`` or ``fastest`` (bf16 where the
+            device computes it natively, fp16 on GPUs without bf16, else 32).
         device: Where the network runs; CPUs support only ``bf16``.
 
     Raises:
         ValueError: One line naming the value and the choices.
     """
     name = "32" if value is None else str(value).lower()
+    if name == FASTEST:
+        name = fastest_inference_precision(device)
     if name not in PRECISIONS:
         raise ValueError(
-            f"precision={value} is not supported; choose one of {', '.join(PRECISIONS)}"
+            f"precision={value} is not supported; choose one of {', '.join([*PRECISIONS, FASTEST])}"
         )
     if name == "fp16" and torch.device(device).type == "cpu":
         raise ValueError(

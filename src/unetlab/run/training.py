@@ -47,6 +47,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     from unetlab.console import one_line_per_event
     from unetlab.distributed import job_process_group, use_hydra_job_command
     from unetlab.loggers import instantiate_loggers
+    from unetlab.precision import resolve_precision
     from unetlab.run.building import build_run
     from unetlab.run.resume import prepare_resume
     from unetlab.run.resumed_metrics import restore_metrics
@@ -54,6 +55,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     started = time.perf_counter()
     one_line_per_event()
+    resolve_precision(cfg)
     check_config(cfg)
     prepare_resume(cfg)
     if cfg.get("seed") is not None:
