@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from unetlab.config_location import CONFIG_DIR
 from unetlab.losses import (
+    ClDiceLoss,
     CrossEntropyLoss,
     DeepSupervisionLoss,
     DiceCELoss,
@@ -40,6 +41,7 @@ ALL_LOSSES = [
     FocalLoss(),
     WeightedCrossEntropyLoss(),
     DeepSupervisionLoss(DiceCELoss()),
+    ClDiceLoss(classes=[1, 2]),
 ]
 
 
@@ -243,7 +245,7 @@ def test_shape_errors(loss, logits, target, message):
         loss(logits, target)
 
 
-@pytest.mark.parametrize("name", ["ce", "dice", "dice_ce", "focal", "weighted_ce"])
+@pytest.mark.parametrize("name", ["ce", "dice", "dice_ce", "focal", "weighted_ce", "cldice"])
 def test_configs_instantiate_with_every_argument_listed(name):
     config = OmegaConf.load(CONF_DIR / f"{name}.yaml")
     root = OmegaConf.create({"model": {"num_classes": 2}, "loss": config})

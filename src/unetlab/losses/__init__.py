@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from unetlab.labels import instances_from_binary
 from unetlab.losses.base import SegmentationLoss
+from unetlab.losses.cldice import ClDiceLoss
 from unetlab.losses.cross_entropy import CrossEntropyLoss
 from unetlab.losses.deep_supervision import DeepSupervisionLoss
 from unetlab.losses.dice import DiceLoss
@@ -17,6 +18,7 @@ from unetlab.losses.weight_map import (
 from unetlab.losses.weighted_ce import WeightedCrossEntropyLoss
 
 __all__ = [
+    "ClDiceLoss",
     "CrossEntropyLoss",
     "DeepSupervisionLoss",
     "DiceCELoss",
