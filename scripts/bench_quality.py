@@ -26,6 +26,7 @@ busy, plus prediction. Writes its table to its own section of ``docs/benchmarks.
     python scripts/bench_quality.py --unetlab-overrides model.base_channels=32
     python scripts/bench_quality.py --levers     # unetlab recipe variants, two at a time
     python scripts/bench_quality.py --levers fast fast_fp32 --recipe mine="loss=ce"
+    python scripts/bench_quality.py --levers fast fast_wide isbi:fast_cldice  # per data set
 
 Needs the ``bench`` extra (``pip install -e '.[bench]'``) for segmentation_models_pytorch.
 """
@@ -74,6 +75,8 @@ DSB_TRAIN_FRACTION = 0.8
 ISBI_TRAIN = tuple(f"{i:02d}" for i in range(24))
 ISBI_VALIDATION = tuple(f"{i:02d}" for i in range(24, 30))
 
+# A recipe's overrides of `unetlab-predict` (e.g. `predict.tta=d4`); the others are train.py's.
+PREDICT_PREFIX = "predict."
 # unetlab recipes: name -> (what it tries, Hydra overrides on top of the data set's). `fast`
 # is the recommended one; the `fast_*` rows change one lever of it, `plain` is train.yaml's
 # defaults (UNet 16 x 4, AdamW 1e-3, Dice + CE, batch 8, fp32, budget cosine).
@@ -94,6 +97,7 @@ RECIPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "fast_batch8": ("batch 8", ("experiment=fast", "data.batch_size=8")),
     "fast_patch128": ("128 px patches", ("experiment=fast", "data.patch_size=128")),
     "fast_patch192": ("192 px patches", ("experiment=fast", "data.patch_size=192")),
+    "fast_patch256": ("256 px patches", ("experiment=fast", "data.patch_size=256")),
     "fast_lr1e-3": ("Adam 1e-3", ("experiment=fast", "optimizer.lr=1e-3")),
     "fast_lr4e-3": ("Adam 4e-3", ("experiment=fast", "optimizer.lr=4e-3")),
     "fast_workers": (
@@ -107,6 +111,22 @@ RECIPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "fast_weighted_ce": (
         "the paper's border-weighted cross-entropy",
         ("experiment=fast", "loss=weighted_ce"),
+    ),
+    "fast_per_image": (
+        "every image scaled between its own percentiles",
+        ("experiment=fast", "data.intensity_scaling=per_image"),
+    ),
+    "fast_by_dtype": (
+        "8-bit images divided by 255 (not scaled per image)",
+        ("experiment=fast", "data.intensity_scaling=by_dtype"),
+    ),
+    "fast_cldice": (
+        "clDice on class 1 (thin structures kept connected)",
+        ("experiment=fast", "loss=cldice"),
+    ),
+    "fast_tta": (
+        "predictions averaged over the eight flips and rotations (8x prediction time)",
+        ("experiment=fast", "predict.tta=d4"),
     ),
     "fast_ce": ("plain cross-entropy", ("experiment=fast", "loss=ce")),
     "fast_flips": (
@@ -374,7 +394,7 @@ def unetlab_overrides(spec: dict[str, Any]) -> list[str]:
     run_dir = Path(spec["run_dir"])
     return [
         *DATASETS[spec["dataset"]].unetlab_overrides,
-        *spec["overrides"],
+        *(o for o in spec["overrides"] if not o.startswith(PREDICT_PREFIX)),
         f"data.root={spec['root']}",
         f"data.split_lists={spec['split_file']}",
         f"seed={spec['seed']}",
@@ -429,6 +449,11 @@ def run_unetlab(spec: dict[str, Any]) -> dict[str, Any]:
                     "mask_format=png",
                     "device=cpu",
                     "progress=false",
+                    *(
+                        o.removeprefix(PREDICT_PREFIX)
+                        for o in spec["overrides"]
+                        if o.startswith(PREDICT_PREFIX)
+                    ),
                 ],
             )
         )
@@ -470,7 +495,8 @@ def run_pair(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
         return run
 
-    return run_side_by_side([(0, task(spec)) for spec in specs], core_groups(len(specs)))
+    # One core each, a lone run too: every row trains on the same share of the machine.
+    return run_side_by_side([(0, task(spec)) for spec in specs], core_groups(2))
 
 
 @dataclass
@@ -569,10 +595,21 @@ def run_comparison(data: Prepared, args: argparse.Namespace) -> list[dict[str, A
     return rows
 
 
+def levers_of(levers: Sequence[str], dataset: str) -> list[str]:
+    """The recipes of ``--levers`` that run on ``dataset``: plain names run on every data
+    set, ``KEY:NAME`` only on data set ``KEY`` (e.g. ``isbi:fast_cldice``)."""
+    chosen = []
+    for lever in levers:
+        key, _, name = lever.rpartition(":")
+        if key in ("", dataset):
+            chosen.append(name)
+    return chosen
+
+
 def run_levers(data: Prepared, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """unetlab recipes at one budget and seed, two at a time side by side."""
+    """unetlab recipes on one data set at one budget and seed, two at a time side by side."""
     rows = []
-    names = list(args.levers)
+    names = levers_of(args.levers, data.dataset.key)
     for first in range(0, len(names), 2):
         pair = names[first : first + 2]
         log(f"{data.dataset.key}, seed {args.seeds[0]}, {args.lever_budget} s: {', '.join(pair)}")
@@ -710,27 +747,29 @@ def markdown(results: dict[str, Any]) -> str:
 def levers_markdown(results: dict[str, Any]) -> str:
     """The recipe variants as their own section of ``docs/benchmarks.md``."""
     rows = results["rows"]
-    reference = next((r["miou"] for r in rows if r["label"] == "fast"), None)
+    reference = {r["dataset"]: r["miou"] for r in rows if r["label"] == "fast"}
+    titles = " and ".join(DATASETS[key].title for key in results["datasets"])
     lines = [
         "## Levers of the unetlab recipe",
         "",
         f"Written by `python scripts/bench_quality.py --levers ...` (`{results['command']}`); "
         "do not edit by hand.",
         "",
-        f"Each recipe trains for {results['lever_budget']} s on "
-        f"{DATASETS[results['lever_dataset']].title} (seed {results['seeds'][0]}), two recipes "
-        "at a time side by side, one core and one thread each, scored as in *Accuracy per CPU "
-        "minute*. A lever stays in `experiment=fast` only if it wins here and on the other data "
-        "set.",
+        f"Each recipe trains for {results['lever_budget']} s on {titles} (seed "
+        f"{results['seeds'][0]}), two recipes at a time side by side, one core and one thread "
+        "each, scored as in *Accuracy per CPU minute*. A lever stays in `experiment=fast` only "
+        "if it wins on both data sets; a data set's own settings go to its data config.",
         "",
-        "| recipe | what it tries | overrides | mIoU | vs `fast` | optimizer steps | images/s |",
-        "|---|---|---|---|---|---|---|",
+        "| data set | recipe | what it tries | overrides | mIoU | vs `fast` | optimizer steps "
+        "| images/s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        delta = f"{row['miou'] - reference:+.3f}" if reference is not None else "—"
+        fast = reference.get(row["dataset"])
+        delta = f"{row['miou'] - fast:+.3f}" if fast is not None else "—"
         overrides = " ".join(row["overrides"]) or "(defaults)"
         lines.append(
-            f"| `{row['label']}` | {row['what']} | `{overrides}` | "
+            f"| {row['dataset']} | `{row['label']}` | {row['what']} | `{overrides}` | "
             f"{row['miou']:.3f} | {delta} | {row['steps']:,} | {row['images_per_s']:.2f} |"
         )
     lines += ["", *machine_table(results)]
@@ -779,7 +818,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--levers",
         nargs="*",
-        help=f"compare unetlab recipes instead (all without names): {', '.join(RECIPES)}",
+        help="compare unetlab recipes instead (all without names; KEY:NAME runs on data set KEY "
+        f"only): {', '.join(RECIPES)}",
     )
     parser.add_argument(
         "--recipe",
@@ -802,7 +842,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         RECIPES[name] = ("given on the command line", overrides)
     if args.levers is not None:
         args.levers = args.levers or list(RECIPES)
-        unknown = [name for name in args.levers if name not in RECIPES]
+        unknown = [
+            lever
+            for lever in args.levers
+            if lever.rpartition(":")[2] not in RECIPES
+            or lever.rpartition(":")[0] not in ("", *DATASETS)
+        ]
         if unknown:
             parser.error(f"--levers {' '.join(unknown)}: choose from {', '.join(RECIPES)}")
     if args.quick:
@@ -837,9 +882,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         worker(args.worker)
         return {}
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    datasets = [args.datasets[0]] if args.levers is not None else args.datasets
     prepared = {
-        key: prepare(DATASETS[key], args.roots[key], args.work_dir, args.quick) for key in datasets
+        key: prepare(DATASETS[key], args.roots[key], args.work_dir, args.quick)
+        for key in args.datasets
     }
     results: dict[str, Any] = {
         "machine": machine(torch.device("cpu"), SOFTWARE),
@@ -859,7 +904,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log(f"work folder {args.work_dir}; load average {results['load_before']}")
     for data in prepared.values():
         if args.levers is not None:
-            results |= {"lever_budget": args.lever_budget, "lever_dataset": data.dataset.key}
+            results["lever_budget"] = args.lever_budget
             results["rows"] += run_levers(data, args)
         else:
             results["rows"] += run_comparison(data, args)

@@ -35,6 +35,21 @@ def test_isbi_split_trains_on_00_to_23(bench: ModuleType) -> None:
         bench.isbi_split(names[:-1])
 
 
+def test_levers_run_everywhere_unless_a_data_set_is_named(bench: ModuleType) -> None:
+    levers = ["fast", "isbi:fast_cldice", "dsb:fast_by_dtype", "fast_wide"]
+    assert bench.levers_of(levers, "isbi") == ["fast", "fast_cldice", "fast_wide"]
+    assert bench.levers_of(levers, "dsb") == ["fast", "fast_by_dtype", "fast_wide"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--levers", "fast", "cells:fast_wide"])
+
+
+def test_predict_overrides_of_a_recipe_stay_out_of_training(bench: ModuleType) -> None:
+    spec = {"dataset": "dsb", "overrides": ["experiment=fast", "predict.tta=d4"], "seed": 0}
+    spec |= {"root": "/data", "split_file": "/split.json", "budget_s": 5, "run_dir": "/w/run"}
+    train = bench.unetlab_overrides(spec)
+    assert "experiment=fast" in train and not [o for o in train if "tta" in o]
+
+
 def test_dsb_split_trains_on_the_first_80_percent_of_sorted_names(bench: ModuleType) -> None:
     names = ["e", "a", "j", "c", "b", "i", "d", "h", "f", "g"]
     split = bench.sorted_fraction_split(names)
@@ -201,7 +216,10 @@ def test_levers_compare_named_recipes(tmp_path: Path) -> None:
     dsb, page = nuclei_like(tmp_path, np.random.default_rng(1)), tmp_path / "benchmarks.md"
     command = [sys.executable, str(SCRIPTS / "bench_quality.py"), "--quick", "--datasets", "dsb"]
     command += ["--dsb", str(dsb), "--levers", "fast", "narrow", "--lever-budget", "2"]
-    command += ["--recipe", "narrow=experiment=fast model.base_channels=4 data.patch_size=64"]
+    command += [
+        "--recipe",
+        "narrow=experiment=fast model.base_channels=4 data.patch_size=64 predict.tta=d4",
+    ]
     command += ["--work-dir", str(tmp_path / "work"), "--output", str(page)]
     env = os.environ | {"WANDB_MODE": "offline", "MPLBACKEND": "Agg"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -209,9 +227,12 @@ def test_levers_compare_named_recipes(tmp_path: Path) -> None:
     rows = json.loads((tmp_path / "work" / "results.json").read_text())["rows"]
     assert [(r["label"], r["overrides"]) for r in rows] == [
         ("fast", ["experiment=fast"]),
-        ("narrow", ["experiment=fast", "model.base_channels=4", "data.patch_size=64"]),
+        (
+            "narrow",
+            ["experiment=fast", "model.base_channels=4", "data.patch_size=64", "predict.tta=d4"],
+        ),
     ]
     assert all(r["steps"] > 0 and r["budget_s"] == 2 for r in rows)
-    table = [line for line in page.read_text().splitlines() if line.startswith("| `")]
     delta = rows[1]["miou"] - rows[0]["miou"]
+    table = [line for line in page.read_text().splitlines() if line.startswith("| dsb | `")]
     assert table[0].split(" | ")[4] == "+0.000" and table[1].split(" | ")[4] == f"{delta:+.3f}"
