@@ -80,7 +80,7 @@ bench: $(BENCH_STAMP)
 
 # Accuracy per CPU minute: unetlab's `experiment=fast` against smp.Unet resnet34, side by side
 # (one core and one thread each) for 150, 300 and 600 s on ISBI 2012 and DSB 2018, 2 seeds:
-# about 70 minutes on 2 cores; rewrites its section of docs/benchmarks.md.
+# about 80 minutes on 2 cores; rewrites its section of docs/benchmarks.md.
 # ARGS="--quick" for a smoke run, ARGS="--levers" to measure the recipe's levers.
 bench-quality: $(BENCH_STAMP)
 	WANDB_MODE=offline MPLBACKEND=Agg $(BIN)/python scripts/bench_quality.py $(ARGS)
