@@ -107,7 +107,10 @@ def check_config(cfg: DictConfig) -> None:
     Raises:
         ConfigError: For the first mistake found.
     """
+    from unetlab.precision import resolve_precision
+
     job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    resolve_precision(job)  # `fastest` is ours, not Lightning's: check what it stands for
     missing = sorted(OmegaConf.missing_keys(job))
     if missing:
         key = missing[0]
