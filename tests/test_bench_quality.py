@@ -235,4 +235,4 @@ def test_levers_compare_named_recipes(tmp_path: Path) -> None:
     assert all(r["steps"] > 0 and r["budget_s"] == 2 for r in rows)
     delta = rows[1]["miou"] - rows[0]["miou"]
     table = [line for line in page.read_text().splitlines() if line.startswith("| dsb | `")]
-    assert table[0].split(" | ")[4] == "+0.000" and table[1].split(" | ")[4] == f"{delta:+.3f}"
+    assert table[0].split(" | ")[5] == "+0.000" and table[1].split(" | ")[5] == f"{delta:+.3f}"
