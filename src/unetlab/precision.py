@@ -23,15 +23,29 @@ def cpu_has_native_bf16() -> bool:
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
+def fastest_dtype(device_type: str) -> str:
+    """``bf16``, ``fp16`` or ``32``: the fastest autocast on a ``cpu`` or ``cuda`` device."""
+    if device_type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "32"
+
+
+TRAINER_PRECISIONS = {
+    ("cuda", "bf16"): ("bf16-mixed", "the GPU computes bfloat16"),
+    ("cuda", "fp16"): ("16-mixed", "the GPU has no bfloat16: float16 with loss scaling"),
+    ("cpu", "bf16"): ("bf16-mixed", "the CPU has AVX-512 BF16 or AMX"),
+    ("cpu", "32"): (
+        "32-true",
+        "the CPU has no AVX-512 BF16 or AMX, so bf16 would be emulated (slower)",
+    ),
+}
+
+
 def fastest_precision(accelerator: str) -> tuple[str, str]:
     """``(precision, why)`` for training on ``accelerator`` (``trainer.accelerator``)."""
-    if accelerator in GPU_ACCELERATORS and torch.cuda.is_available():
-        if torch.cuda.is_bf16_supported():
-            return "bf16-mixed", "the GPU computes bfloat16"
-        return "16-mixed", "the GPU has no bfloat16: float16 with loss scaling"
-    if cpu_has_native_bf16():
-        return "bf16-mixed", "the CPU has AVX-512 BF16 or AMX"
-    return "32-true", "the CPU has no AVX-512 BF16 or AMX, so bf16 would be emulated (slower)"
+    gpu = accelerator in GPU_ACCELERATORS and torch.cuda.is_available()
+    device_type = "cuda" if gpu else "cpu"
+    return TRAINER_PRECISIONS[device_type, fastest_dtype(device_type)]
 
 
 def resolve_precision(cfg: DictConfig) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from unetlab.precision import FASTEST, cpu_has_native_bf16
+from unetlab.precision import FASTEST, fastest_dtype
 
 PRECISIONS: dict[str, torch.dtype | None] = {
     "32": None,
@@ -22,13 +22,6 @@ PRECISIONS: dict[str, torch.dtype | None] = {
     "fp16": torch.float16,
 }
 """Name -> autocast dtype (``None``: float32, no autocast)."""
-
-
-def fastest_inference_precision(device: torch.device | str) -> str:
-    """``bf16`` where ``device`` computes bfloat16 natively, ``fp16`` on other GPUs, else ``32``."""
-    if torch.device(device).type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_native_bf16() else "32"
 
 
 def parse_precision(value: str | int | None, device: torch.device | str) -> torch.dtype | None:
@@ -44,7 +37,7 @@ def parse_precision(value: str | int | None, device: torch.device | str) -> torc
     """
     name = "32" if value is None else str(value).lower()
     if name == FASTEST:
-        name = fastest_inference_precision(device)
+        name = fastest_dtype(torch.device(device).type)
     if name not in PRECISIONS:
         raise ValueError(
             f"precision={value} is not supported; choose one of {', '.join([*PRECISIONS, FASTEST])}"
