@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -875,7 +876,7 @@ def reproducing_command(args: argparse.Namespace) -> str:
             skip_value = True  # and its value, the next argument
         elif not arg.startswith(("--work-dir=", "--output=")):
             kept.append(arg)
-    return " ".join(["python scripts/bench_quality.py", *kept])
+    return shlex.join(["python", "scripts/bench_quality.py", *kept])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,13 @@ def test_levers_run_everywhere_unless_a_data_set_is_named(bench: ModuleType) -> 
     assert bench.levers_of(levers, "dsb") == ["fast", "fast_by_dtype", "fast_wide"]
     with pytest.raises(SystemExit):
         bench.parse_args(["--levers", "fast", "cells:fast_wide"])
+
+
+def test_the_reproducing_command_quotes_a_recipe_of_several_overrides(bench: ModuleType) -> None:
+    raw = ["--recipe", "c12=experiment=fast model.base_channels=12", "--levers", "c12"]
+    args = bench.parse_args([*raw, "--work-dir", "/tmp/w"])
+    command = bench.reproducing_command(args)
+    assert shlex.split(command) == ["python", "scripts/bench_quality.py", *raw]
 
 
 def test_predict_overrides_of_a_recipe_stay_out_of_training(bench: ModuleType) -> None:
