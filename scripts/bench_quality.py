@@ -111,6 +111,10 @@ RECIPES: dict[str, tuple[str, tuple[str, ...]]] = {
         "half the patches centred on foreground",
         ("experiment=fast", "data.foreground_fraction=0.5"),
     ),
+    "fast_no_foreground": (
+        "patches drawn anywhere (no foreground oversampling)",
+        ("experiment=fast", "data.foreground_fraction=0"),
+    ),
     "fast_weighted_ce": (
         "the paper's border-weighted cross-entropy",
         ("experiment=fast", "loss=weighted_ce"),
@@ -753,7 +757,7 @@ def levers_markdown(results: dict[str, Any]) -> str:
     reference = {r["dataset"]: r["miou"] for r in rows if r["label"] == "fast"}
     titles = " and ".join(DATASETS[key].title for key in results["datasets"])
     lines = [
-        "## Levers of the unetlab recipe",
+        f"## Levers of the unetlab recipe at {results['lever_budget']} s",
         "",
         f"Written by `python scripts/bench_quality.py --levers ...` (`{results['command']}`); "
         "do not edit by hand.",
@@ -920,7 +924,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print(f"{key}: {line.replace('**', '')}")
     if args.output is not None:
         section, text = (
-            (LEVERS_SECTION, levers_markdown(results))
+            (f"{LEVERS_SECTION}_{args.lever_budget}s", levers_markdown(results))
             if args.levers is not None
             else (SECTION, markdown(results))
         )

@@ -242,5 +242,8 @@ def test_levers_compare_named_recipes(tmp_path: Path) -> None:
     ]
     assert all(r["steps"] > 0 and r["budget_s"] == 2 for r in rows)
     delta = rows[1]["miou"] - rows[0]["miou"]
-    table = [line for line in page.read_text().splitlines() if line.startswith("| dsb | `")]
+    text = page.read_text()
+    assert "<!-- bench_quality_levers_2s: begin -->" in text  # one section per lever budget
+    assert "## Levers of the unetlab recipe at 2 s" in text
+    table = [line for line in text.splitlines() if line.startswith("| dsb | `")]
     assert table[0].split(" | ")[5] == "+0.000" and table[1].split(" | ")[5] == f"{delta:+.3f}"
